@@ -1,0 +1,115 @@
+"""`szflow` command line. Each command parses its arguments and calls the library; nothing else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from szflow.errors import SzflowError
+
+app = typer.Typer(help="szflow: EEG seizure detection workflow (TUSZ, SzCORE), tracked by DVC.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+corpus_app = typer.Typer(help="Inspect a TUSZ or BIDS corpus.", no_args_is_help=True)
+model_app = typer.Typer(help="Inspect the detector network.", no_args_is_help=True)
+remote_app = typer.Typer(help="Remote (Modal) execution helpers.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(model_app, name="model")
+app.add_typer(remote_app, name="remote")
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the synthetic TUSZ-layout corpus into."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same bytes."),
+    train_patients: Optional[int] = typer.Option(None, help="Patients in train (default from params)."),
+    dev_patients: Optional[int] = typer.Option(None, help="Patients in dev."),
+    eval_patients: Optional[int] = typer.Option(None, help="Patients in eval."),
+    recordings_per_patient: Optional[int] = typer.Option(None, help="Recordings per patient."),
+    min_duration_s: Optional[float] = typer.Option(None, help="Shortest recording, seconds."),
+    max_duration_s: Optional[float] = typer.Option(None, help="Longest recording, seconds."),
+    broken_files: Optional[int] = typer.Option(None, help="Deliberately broken files to include."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="Take defaults from this params.yaml."),
+) -> None:
+    """Generate a synthetic corpus in TUSZ layout (EDF + .csv + .csv_bi)."""
+    from szflow.config import SynthConfig, load_params
+    from szflow.synth import generate_corpus
+
+    try:
+        base = load_params(params_file.parent).synth if params_file else SynthConfig()
+        patients = dict(base.patients)
+        for split, value in (("train", train_patients), ("dev", dev_patients), ("eval", eval_patients)):
+            if value is not None:
+                patients[split] = value
+        overrides = {"seed": seed, "patients": patients}
+        for key, value in (("recordings_per_patient", recordings_per_patient),
+                           ("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s),
+                           ("broken_files", broken_files)):
+            if value is not None:
+                overrides[key] = value
+        config = SynthConfig.model_validate({**base.model_dump(), **overrides})
+        generate_corpus(out, config)
+    except (SzflowError, ValueError) as exc:
+        _fail(exc)
+
+
+@corpus_app.command("summary")
+def corpus_summary(
+    root: Path = typer.Argument(..., help="Corpus folder (or the folder holding the split folders)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Per split: patients, recordings, hours, seizures, montages, rates, failed files."""
+    from szflow.data.summary import format_summary, summarise_corpus
+
+    try:
+        summary = summarise_corpus(root)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary) if as_json else format_summary(summary))
+
+
+@model_app.command("summary")
+def model_summary(
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+) -> None:
+    """Print the detector's layers and parameter count for the model in params.yaml."""
+    from szflow.config import load_params
+    from szflow.model import describe_model
+
+    try:
+        params = load_params(params_dir)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(describe_model(params.model))
+
+
+@app.command()
+def score(
+    ref: Path = typer.Argument(..., help="Folder of reference .csv_bi (or SzCORE _events.tsv) files."),
+    hyp: Path = typer.Argument(..., help="Folder of hypothesis files, paired with REF by file name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON contract instead of a table."),
+) -> None:
+    """Score hypotheses against references: NEDC OVLP and TAES, SzCORE event and sample."""
+    from szflow.scoring import format_score_table, score_folders
+
+    try:
+        result = score_folders(ref, hyp)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(result) if as_json else format_score_table(result))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except SzflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
