@@ -1,0 +1,201 @@
+"""Dev and eval stages: inference over a split, operating points, predictions and metrics.
+
+`dev` tunes the post-processing on dev for each target false-alarm rate and freezes the result in
+`models/operating_points.json`; `eval` only applies those frozen settings. Both run the network and
+the classical baseline through the same post-processing and scoring, so every report shows what the
+network adds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from szflow.config import Params
+from szflow.errors import SzflowError
+from szflow.io_utils import atomic_path, atomic_write_json
+
+log = logging.getLogger("szflow.evaluate")
+
+OPERATING_POINTS_PATH = Path("models/operating_points.json")
+SETTINGS_KEYS = ("smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s")
+
+
+def target_key(target: float) -> str:
+    """String key for a false-alarm target: '10', '2.5' (never a float key)."""
+    return f"{target:g}"
+
+
+def _split_tracks(params: Params, workdir: Path, split: str):
+    """Probability tracks of the network and of the baseline over every recording of `split`."""
+    import torch
+
+    from szflow.baseline import baseline_tracks, load_baseline
+    from szflow.cache import SplitStore
+    from szflow.inference import predict_tracks, resolve_device
+    from szflow.model.checkpoint import load_detector
+
+    store = SplitStore.open(workdir / "data" / "cache", split)
+    recording_ids = list(store.index["recording_id"])
+    if not recording_ids:
+        raise SzflowError(f"split '{split}' has no recordings in {workdir / 'data' / 'cache' / split}")
+    device = resolve_device(params.hardware.device)
+    model, checkpoint = load_detector(
+        workdir / "models" / "best.pt", expected_config=params.model,
+        mamba_impl=params.hardware.mamba_impl, device=device,
+    )
+    with torch.inference_mode():
+        tracks = predict_tracks(
+            model, store, recording_ids,
+            window_s=params.sampler.window_s, overlap_s=params.sampler.inference_overlap_s,
+            batch_size=params.hardware.inference_batch_size, device=device,
+            precision=params.hardware.precision, frame_rate_hz=params.model.frame_rate_hz,
+        )
+    baseline = load_baseline(workdir / "models" / "baseline.json")
+    base_tracks = baseline_tracks(store, recording_ids, baseline, params.model.frame_rate_hz)
+    return tracks, base_tracks, checkpoint
+
+
+def _events_for(tracks, settings: dict) -> list:
+    from szflow.postprocess import probs_to_events
+    from szflow.scoring import RecordingEvents
+
+    kwargs = {key: settings[key] for key in SETTINGS_KEYS}
+    return [
+        RecordingEvents(
+            recording_id=track.recording_id, duration_s=track.duration_s, reference=list(track.reference),
+            hypothesis=probs_to_events(track.probabilities, track.frame_rate_hz,
+                                       duration_s=track.duration_s, **kwargs),
+        )
+        for track in tracks
+    ]
+
+
+def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict:
+    """Corpus scores (OVLP, TAES, SzCORE) of `tracks` at each frozen operating point, plus AUROC."""
+    from szflow.scoring import auroc, score_corpus
+
+    result: dict = {"auroc": float(auroc(tracks)), "operating_points": {}}
+    for key, point in operating_points.items():
+        scores = score_corpus(_events_for(tracks, point))
+        scores["settings"] = {name: point[name] for name in SETTINGS_KEYS}
+        result["operating_points"][key] = scores
+    return result
+
+
+def tune(params: Params, tracks) -> dict[str, dict]:
+    from szflow.scoring import tune_operating_points
+
+    grid = params.eval
+    points = tune_operating_points(
+        tracks, grid.operating_points_fa_per_24h, threshold_grid=grid.threshold_grid,
+        smoothing_grid_s=grid.smoothing_grid_s, min_duration_grid_s=grid.min_duration_grid_s,
+        merge_gap_grid_s=grid.merge_gap_grid_s,
+    )
+    return {target_key(float(key)): value for key, value in points.items()}
+
+
+def write_tracks(path: Path, tracks) -> None:
+    """Probability tracks for plots and `szflow detect` checks: one .npz, metadata as JSON inside."""
+    meta = [
+        {"recording_id": t.recording_id, "duration_s": float(t.duration_s),
+         "frame_rate_hz": float(t.frame_rate_hz), "reference": [list(map(float, r)) for r in t.reference],
+         "frames": int(len(t.probabilities))}
+        for t in tracks
+    ]
+    probabilities = (np.concatenate([t.probabilities for t in tracks]).astype(np.float32)
+                     if tracks else np.zeros(0, np.float32))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, probabilities=probabilities, meta=np.array(json.dumps(meta)))
+
+
+def read_tracks(path: Path) -> list:
+    from szflow.scoring import ProbabilityTrack
+
+    with np.load(path) as data:
+        probabilities = data["probabilities"]
+        meta = json.loads(str(data["meta"]))
+    tracks, offset = [], 0
+    for item in meta:
+        frames = item["frames"]
+        tracks.append(ProbabilityTrack(
+            recording_id=item["recording_id"], probabilities=probabilities[offset:offset + frames],
+            frame_rate_hz=item["frame_rate_hz"], duration_s=item["duration_s"],
+            reference=[tuple(r) for r in item["reference"]],
+        ))
+        offset += frames
+    return tracks
+
+
+def write_predictions(out_dir: Path, tracks, operating_points: dict[str, dict]) -> None:
+    """Per operating point: one TUSZ .csv_bi and one SzCORE _events.tsv per recording."""
+    from szflow.data.annotations import write_csv_bi, write_events_tsv
+    from szflow.postprocess import events_to_annotation
+
+    for key, point in operating_points.items():
+        for recording in _events_for(tracks, point):
+            annotation = events_to_annotation(recording.recording_id, recording.hypothesis,
+                                              recording.duration_s)
+            folder = out_dir / f"fa{key}"
+            write_csv_bi(folder / "csv_bi" / f"{recording.recording_id}.csv_bi", annotation)
+            write_events_tsv(folder / "tsv" / f"{recording.recording_id}_events.tsv", annotation)
+
+
+def _report(split: str, tracks, base_tracks, points: dict, base_points: dict, checkpoint) -> dict:
+    network = score_at_operating_points(tracks, points)
+    baseline = score_at_operating_points(base_tracks, base_points)
+    return {
+        "split": split,
+        "recordings": len(tracks),
+        "duration_s": float(sum(t.duration_s for t in tracks)),
+        "checkpoint_step": int(checkpoint.step),
+        **network,
+        "baseline": baseline,
+    }
+
+
+def run_dev_stage(params: Params, workdir: Path = Path(".")) -> dict:
+    workdir = Path(workdir)
+    tracks, base_tracks, checkpoint = _split_tracks(params, workdir, "dev")
+    points = tune(params, tracks)
+    base_points = tune(params, base_tracks)
+    atomic_write_json(workdir / OPERATING_POINTS_PATH, {
+        "tuned_on": "dev", "frame_rate_hz": params.model.frame_rate_hz,
+        "checkpoint_step": int(checkpoint.step), "detector": points, "baseline": base_points,
+    })
+    out_dir = workdir / "predictions" / "dev"
+    write_tracks(out_dir / "tracks.npz", tracks)
+    write_tracks(out_dir / "baseline_tracks.npz", base_tracks)
+    write_predictions(out_dir, tracks, points)
+    report = _report("dev", tracks, base_tracks, points, base_points, checkpoint)
+    atomic_write_json(workdir / "metrics" / "dev.json", report)
+    return report
+
+
+def load_operating_points(workdir: Path = Path(".")) -> dict:
+    path = Path(workdir) / OPERATING_POINTS_PATH
+    if not path.exists():
+        raise SzflowError(f"{path} not found: run the dev stage first (`dvc repro dev`)")
+    return json.loads(path.read_text())
+
+
+def run_eval_stage(params: Params, workdir: Path = Path(".")) -> dict:
+    workdir = Path(workdir)
+    frozen = load_operating_points(workdir)
+    tracks, base_tracks, checkpoint = _split_tracks(params, workdir, "eval")
+    if int(frozen.get("checkpoint_step", -1)) != int(checkpoint.step):
+        raise SzflowError(
+            f"{OPERATING_POINTS_PATH} was tuned for checkpoint step {frozen.get('checkpoint_step')}, "
+            f"but models/best.pt is step {checkpoint.step}: re-run the dev stage"
+        )
+    out_dir = workdir / "predictions" / "eval"
+    write_tracks(out_dir / "tracks.npz", tracks)
+    write_tracks(out_dir / "baseline_tracks.npz", base_tracks)
+    write_predictions(out_dir, tracks, frozen["detector"])
+    report = _report("eval", tracks, base_tracks, frozen["detector"], frozen["baseline"], checkpoint)
+    atomic_write_json(workdir / "metrics" / "eval.json", report)
+    return report

@@ -1,0 +1,221 @@
+"""The seizure detector: conv encoder (samples -> frames), bidirectional Mamba-2 stack, per-frame head.
+
+Shapes: x (B, in_channels, T) at 256 Hz -> encoder -> (B, F, d_model) with F = ceil(T / spf),
+spf = 256 / frame_rate_hz samples per frame (64 at 4 Hz) -> n_layers bidirectional layers -> logits (B, F).
+
+Masking: `frame_mask` (B, F) is True on valid frames and must be a prefix (valid frames first, then
+padding), which is what windowing the tail of a recording produces. Padded frames never influence
+valid frames: every stage zeroes padded positions; the encoder uses per-position LayerNorm (no
+statistics across time); the forward scan is causal, so trailing padding is only ever in its future;
+the backward scan reverses each sequence *within its valid length* (padding stays at the end), so
+it too sees padding only in its future. This works unchanged with mamba_ssm's kernels, which take
+no mask. Padded frames' logits are set to PAD_LOGIT.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from szflow.config import ModelConfig
+from szflow.errors import ConfigError
+from szflow.model.blocks import make_mamba_block, resolve_mamba_impl
+
+log = logging.getLogger("szflow.model")
+
+SAMPLE_RATE_HZ = 256  # the preprocessing stage resamples every recording to this rate (DESIGN.md §4)
+# Finite (not -inf) so that BCE-with-logits on a padded frame stays finite; sigmoid(-1e4) == 0.
+PAD_LOGIT = -1.0e4
+
+
+def samples_per_frame(cfg: ModelConfig) -> int:
+    spf = SAMPLE_RATE_HZ / cfg.frame_rate_hz
+    if spf != int(spf) or spf < 1:
+        raise ConfigError(
+            f"model.frame_rate_hz={cfg.frame_rate_hz}: {SAMPLE_RATE_HZ} Hz / frame rate must be a whole "
+            f"number of samples per frame (e.g. 4.0 -> 64)"
+        )
+    return int(spf)
+
+
+def encoder_strides(total: int, n_stages: int) -> list[int]:
+    """Split the downsampling factor over the encoder stages as evenly as integers allow (64, 3 -> 4,4,4)."""
+    strides = []
+    remaining = total
+    for left in range(n_stages, 0, -1):
+        target = remaining ** (1.0 / left)
+        divisors = [d for d in range(1, remaining + 1) if remaining % d == 0]
+        stride = min(divisors, key=lambda d: (abs(math.log(d) - math.log(target)), -d))
+        strides.append(stride)
+        remaining //= stride
+    return strides
+
+
+def _stage_geometry(stride: int) -> tuple[int, int]:
+    """(kernel, padding) with output length exactly T / stride and a kernel spanning two strides."""
+    pad = -(-stride // 2)
+    return stride + 2 * pad, pad
+
+
+def prefix_lengths(frame_mask: Tensor) -> Tensor:
+    """Valid length per row of a prefix mask; raises if a row has a valid frame after a padded one."""
+    if frame_mask.dtype != torch.bool:
+        frame_mask = frame_mask.bool()
+    if frame_mask.shape[1] > 1 and bool((frame_mask[:, 1:] & ~frame_mask[:, :-1]).any()):
+        raise ValueError("frame_mask must be a prefix mask (valid frames first, then padding)")
+    return frame_mask.sum(dim=1)
+
+
+def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse (B, L, D) along L within each row's valid length; padding stays in place (at the end)."""
+    if lengths is None:
+        return x.flip(1)
+    length = x.shape[1]
+    t = torch.arange(length, device=x.device)
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L); an involution
+    return torch.gather(x, 1, idx[:, :, None].expand_as(x))
+
+
+class BiMambaLayer(nn.Module):
+    """Pre-norm residual layer: x + dropout(fwd(n) + rev(bwd(rev(n)))), n = LayerNorm(x)."""
+
+    def __init__(self, cfg: ModelConfig, impl: str):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.d_model)
+        block_args = (cfg.d_model, cfg.d_state, cfg.d_conv, cfg.expand, cfg.chunk_size)
+        self.fwd = make_mamba_block(*block_args, impl=impl)
+        self.bwd = make_mamba_block(*block_args, impl=impl)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def mix(self, h: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The bidirectional mixing (no residual): fwd(h) + rev(bwd(rev(h)))."""
+        return self.fwd(h) + reverse_valid(self.bwd(reverse_valid(h, lengths)), lengths)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, keep: Tensor | None = None) -> Tensor:
+        h = self.norm(x)
+        if keep is not None:
+            h = h * keep  # zero scan input on padded frames (hygiene; causality already isolates them)
+        return x + self.dropout(self.mix(h, lengths))
+
+
+class ConvEncoder(nn.Module):
+    """Strided Conv1d stages (Conv -> LayerNorm over channels -> GELU), then a projection to d_model."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.strides = encoder_strides(samples_per_frame(cfg), len(cfg.encoder_channels))
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        c_in = cfg.in_channels
+        for c_out, stride in zip(cfg.encoder_channels, self.strides, strict=True):
+            kernel, pad = _stage_geometry(stride)
+            self.convs.append(nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad))
+            # Per-position norm: GroupNorm/BatchNorm would pool statistics over time, leaking padding.
+            self.norms.append(nn.LayerNorm(c_out))
+            c_in = c_out
+        self.proj = nn.Linear(c_in, cfg.d_model)
+
+    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
+        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
+        keep = None if sample_mask is None else sample_mask[:, None, :].to(x.dtype)
+        if keep is not None:
+            x = x * keep
+        for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
+            x = F.gelu(norm(conv(x).transpose(1, 2))).transpose(1, 2)
+            if keep is not None:
+                # Zero padded positions at this resolution, so the next conv sees exactly the zero
+                # padding it would see at the end of the unpadded sequence.
+                keep = keep[..., ::stride]
+                x = x * keep
+        return self.proj(x.transpose(1, 2))
+
+
+class Detector(nn.Module):
+    """(B, in_channels, T) EEG at 256 Hz -> (B, F) seizure logits, one per frame."""
+
+    def __init__(self, cfg: ModelConfig, mamba_impl: str = "auto"):
+        super().__init__()
+        self.cfg = cfg
+        self.samples_per_frame = samples_per_frame(cfg)
+        self.mamba_impl_used = resolve_mamba_impl(mamba_impl)
+        log.info("detector: mamba_impl=%s -> using %s Mamba-2 blocks", mamba_impl, self.mamba_impl_used)
+        self.encoder = ConvEncoder(cfg)
+        self.layers = nn.ModuleList(BiMambaLayer(cfg, self.mamba_impl_used) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, 1)
+
+    def frames_for(self, n_samples: int) -> int:
+        """Frames produced for `n_samples` input samples (a partial last frame counts, zero-padded)."""
+        return -(-int(n_samples) // self.samples_per_frame)
+
+    def forward(self, x: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+        if x.dim() != 3 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(f"expected x of shape (B, {self.cfg.in_channels}, T), got {tuple(x.shape)}")
+        n_frames = self.frames_for(x.shape[-1])
+        pad = n_frames * self.samples_per_frame - x.shape[-1]
+        if pad:
+            x = F.pad(x, (0, pad))
+        lengths = keep = sample_mask = None
+        if frame_mask is not None:
+            if frame_mask.shape != (x.shape[0], n_frames):
+                raise ValueError(
+                    f"frame_mask shape {tuple(frame_mask.shape)} != (batch, frames) {(x.shape[0], n_frames)}"
+                )
+            frame_mask = frame_mask.to(device=x.device, dtype=torch.bool)
+            lengths = prefix_lengths(frame_mask)
+            keep = frame_mask[:, :, None].to(x.dtype)
+            sample_mask = frame_mask.repeat_interleave(self.samples_per_frame, dim=1)
+        h = self.encoder(x, sample_mask)
+        for layer in self.layers:
+            if keep is not None:
+                h = h * keep
+            h = layer(h, lengths, keep)
+        logits = self.head(self.final_norm(h)).squeeze(-1)
+        if frame_mask is not None:
+            logits = logits.masked_fill(~frame_mask, PAD_LOGIT)
+        return logits
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe_model(cfg: ModelConfig) -> str:
+    """A layer table (output shape for one 60 s window, parameters) and the total parameter count."""
+    model = Detector(cfg, mamba_impl="torch")  # building never needs the kernels
+    spf = model.samples_per_frame
+    t = 60 * SAMPLE_RATE_HZ
+    frames = model.frames_for(t)
+    rows: list[tuple[str, str, int]] = [("input", f"{cfg.in_channels} x {t}", 0)]
+    length = frames * spf
+    for i, (conv, norm) in enumerate(zip(model.encoder.convs, model.encoder.norms, strict=True)):
+        length //= conv.stride[0]
+        desc = f"encoder.{i} Conv1d k{conv.kernel_size[0]} s{conv.stride[0]} + LayerNorm + GELU"
+        rows.append((desc, f"{conv.out_channels} x {length}", count_parameters(conv) + count_parameters(norm)))
+    rows.append(("encoder.proj Linear", f"{frames} x {cfg.d_model}", count_parameters(model.encoder.proj)))
+    for i, layer in enumerate(model.layers):
+        blk = layer.fwd
+        desc = (
+            f"layers.{i} BiMamba2 (2 x d_inner {blk.d_inner}, {blk.nheads} heads x {blk.headdim}, "
+            f"d_state {cfg.d_state})"
+        )
+        rows.append((desc, f"{frames} x {cfg.d_model}", count_parameters(layer)))
+    rows.append(("final_norm LayerNorm", f"{frames} x {cfg.d_model}", count_parameters(model.final_norm)))
+    rows.append(("head Linear -> logit", f"{frames}", count_parameters(model.head)))
+    total = count_parameters(model)
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows + [("", "output (60 s)", 0)])
+    lines = [
+        f"Detector: {cfg.n_layers} bidirectional Mamba-2 layers, d_model {cfg.d_model}, "
+        f"{cfg.frame_rate_hz:g} Hz frames ({spf} samples at {SAMPLE_RATE_HZ} Hz)",
+        f"{'layer':<{w0}}  {'output (60 s)':<{w1}}  {'params':>12}",
+        "-" * (w0 + w1 + 16),
+    ]
+    lines += [f"{name:<{w0}}  {shape:<{w1}}  {n:>12,}" for name, shape, n in rows]
+    lines.append("-" * (w0 + w1 + 16))
+    lines.append(f"{'total parameters':<{w0}}  {'':<{w1}}  {total:>12,}  ({total / 1e6:.2f} M)")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Thin wrapper around `mamba_ssm.Mamba2` (the CUDA kernels, optional extra `[cuda]`).
+
+`mamba_ssm` is imported lazily: importing szflow never needs it, and a CPU-only install works.
+The module built here is mamba_ssm's own class, unwrapped, so its state_dict keys are exactly
+those of `szflow.model.mamba_torch.Mamba2Torch` built with the same arguments.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+INSTALL_HINT = "pip install '.[cuda]' --no-build-isolation (see docs/install_cuda.md)"
+
+
+def mamba_ssm_status() -> tuple[bool, str]:
+    """(usable, reason): usable only when CUDA is available AND mamba_ssm imports."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, "CUDA unavailable"
+    try:
+        import mamba_ssm  # noqa: F401
+        from mamba_ssm import Mamba2  # noqa: F401
+    except Exception as exc:  # ImportError, or a kernel/ABI mismatch raised at import time
+        return False, f"mamba_ssm is not installed or failed to import ({type(exc).__name__}: {exc})"
+    return True, "ok"
+
+
+def build_mamba_ssm_block(
+    d_model: int, d_state: int, d_conv: int, expand: int, chunk_size: int, headdim: int
+) -> nn.Module:
+    """mamba_ssm.Mamba2 with the same constructor arguments as our Mamba2Torch."""
+    from mamba_ssm import Mamba2
+
+    return Mamba2(
+        d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand,
+        headdim=headdim, chunk_size=chunk_size, ngroups=1,
+    )

@@ -1,0 +1,247 @@
+"""The `plots` stage: data files for `dvc plots show` and matplotlib PNGs of the same.
+
+Data files (declared once, in the top-level `plots:` of dvc.yaml):
+  plots/froc.csv             sensitivity vs FA/24h per threshold, for dev and eval, network and baseline
+  plots/operating_points.csv the frozen operating points (dev-tuned) as scored on dev and eval
+  plots/roc.csv, plots/pr.csv frame-level ROC and precision-recall on eval
+PNGs under plots/png/: froc, roc, pr, training curves, and timelines of a few eval recordings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from szflow.config import Params
+from szflow.io_utils import atomic_path, atomic_write_text
+
+FROC_THRESHOLDS = np.round(np.linspace(0.02, 0.98, 49), 2)
+SPLITS = ("dev", "eval")
+DETECTORS = ("network", "baseline")
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["empty"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _load(workdir: Path):
+    from szflow.evaluate import read_tracks
+
+    tracks = {}
+    for split in SPLITS:
+        folder = workdir / "predictions" / split
+        tracks[(split, "network")] = read_tracks(folder / "tracks.npz")
+        tracks[(split, "baseline")] = read_tracks(folder / "baseline_tracks.npz")
+    points = json.loads((workdir / "models" / "operating_points.json").read_text())
+    return tracks, points
+
+
+def froc_rows(tracks: dict, points: dict) -> list[dict]:
+    """A threshold sweep with the post-processing of the loosest operating point held fixed."""
+    from szflow.scoring import sweep_thresholds
+
+    rows = []
+    for (split, detector), split_tracks in tracks.items():
+        settings = points["detector" if detector == "network" else "baseline"]
+        loosest = settings[max(settings, key=float)]
+        for row in sweep_thresholds(split_tracks, FROC_THRESHOLDS, loosest):
+            rows.append({"split": split, "detector": detector, "curve": f"{split} {detector}",
+                         "threshold": round(float(row["threshold"]), 4),
+                         "fa_per_24h": round(float(row["fa_per_24h"]), 4),
+                         "sensitivity": round(float(row["sensitivity"]), 4)})
+    return rows
+
+
+def operating_point_rows(workdir: Path) -> list[dict]:
+    rows = []
+    for split in SPLITS:
+        metrics = json.loads((workdir / "metrics" / f"{split}.json").read_text())
+        for detector, block in (("network", metrics), ("baseline", metrics["baseline"])):
+            for key, scores in block["operating_points"].items():
+                rows.append({"split": split, "detector": detector, "curve": f"{split} {detector}",
+                             "target_fa_per_24h": key,
+                             "fa_per_24h": round(scores["ovlp"]["fa_per_24h"], 4),
+                             "sensitivity": round(scores["ovlp"]["sensitivity"], 4)})
+    return rows
+
+
+def curve_rows(tracks: dict) -> tuple[list[dict], list[dict]]:
+    from szflow.scoring import pr_curve, roc_curve
+
+    roc, pr = [], []
+    for detector in DETECTORS:
+        split_tracks = tracks[("eval", detector)]
+        fpr, tpr = roc_curve(split_tracks)[:2]
+        precision, recall = pr_curve(split_tracks)[:2]
+        for x, y in _thin(fpr, tpr):
+            roc.append({"detector": detector, "false_positive_rate": x, "true_positive_rate": y})
+        for x, y in _thin(recall, precision):
+            pr.append({"detector": detector, "recall": x, "precision": y})
+    return roc, pr
+
+
+def _thin(x: np.ndarray, y: np.ndarray, points: int = 200) -> list[tuple[float, float]]:
+    """At most `points` points of a curve, so the HTML stays small; ends kept."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) > points:
+        keep = np.unique(np.linspace(0, len(x) - 1, points).round().astype(int))
+        x, y = x[keep], y[keep]
+    return [(round(float(a), 5), round(float(b), 5)) for a, b in zip(x, y)]
+
+
+def _save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, split in zip(axes, SPLITS):
+        for detector, style in (("network", "-"), ("baseline", "--")):
+            rows = sorted((r for r in froc if r["split"] == split and r["detector"] == detector),
+                          key=lambda r: r["fa_per_24h"])
+            ax.plot([r["fa_per_24h"] for r in rows], [r["sensitivity"] for r in rows], style,
+                    marker=".", label=detector)
+            marks = [r for r in ops if r["split"] == split and r["detector"] == detector]
+            ax.scatter([r["fa_per_24h"] for r in marks], [r["sensitivity"] for r in marks], s=60,
+                       marker="o" if detector == "network" else "s", edgecolor="k", zorder=3,
+                       label=f"{detector} operating points")
+            for r in marks:
+                ax.annotate(f"{r['target_fa_per_24h']}", (r["fa_per_24h"], r["sensitivity"]),
+                            textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(f"FROC on {split} (OVLP)")
+        ax.set_xlabel("false alarms per 24 h")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("sensitivity")
+    axes[0].set_ylim(0, 1.02)
+    axes[1].legend(loc="lower right", fontsize=8)
+    _save_png(fig, path)
+
+
+def _png_curves(roc: list[dict], pr: list[dict], path_roc: Path, path_pr: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for rows, xkey, ykey, title, path in (
+        (roc, "false_positive_rate", "true_positive_rate", "Frame ROC on eval", path_roc),
+        (pr, "recall", "precision", "Frame precision-recall on eval", path_pr),
+    ):
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        for detector in DETECTORS:
+            sel = [r for r in rows if r["detector"] == detector]
+            ax.plot([r[xkey] for r in sel], [r[ykey] for r in sel], label=detector)
+        if xkey == "false_positive_rate":
+            ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set_xlabel(xkey.replace("_", " "))
+        ax.set_ylabel(ykey.replace("_", " "))
+        ax.set_title(title)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        _save_png(fig, path)
+
+
+def _read_tsv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def training_curve_files(workdir: Path) -> list[Path]:
+    folder = workdir / "metrics" / "train_curves" / "plots" / "metrics"
+    return sorted(folder.rglob("*.tsv")) if folder.exists() else []
+
+
+def _png_training(workdir: Path, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    files = training_curve_files(workdir)
+    if not files:
+        return
+    columns = min(3, len(files))
+    rows_n = (len(files) + columns - 1) // columns
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.2 * rows_n), squeeze=False)
+    for ax, file in zip(axes.flat, files):
+        rows = _read_tsv(file)
+        name = file.stem
+        value_key = [k for k in rows[0] if k not in ("step", "timestamp")][0] if rows else name
+        ax.plot([float(r["step"]) for r in rows], [float(r[value_key]) for r in rows], marker=".")
+        ax.set_title(str(file.relative_to(file.parents[1])).removesuffix(".tsv"), fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(files):]:
+        ax.axis("off")
+    fig.suptitle("Training")
+    _save_png(fig, path)
+
+
+def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from szflow.postprocess import probs_to_events
+
+    network = tracks[("eval", "network")]
+    settings = points["detector"]
+    key = max(settings, key=float)
+    point = settings[key]
+    # Recordings with seizures first (the interesting ones), then the rest, stable order.
+    chosen = sorted(network, key=lambda t: (not t.reference, t.recording_id))[:count]
+    written = []
+    for track in chosen:
+        times = np.arange(len(track.probabilities)) / track.frame_rate_hz
+        hyp = probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
+                              smoothing_s=point["smoothing_s"], threshold=point["threshold"],
+                              hysteresis_low=point["hysteresis_low"],
+                              min_duration_s=point["min_duration_s"], merge_gap_s=point["merge_gap_s"])
+        fig, ax = plt.subplots(figsize=(11, 3))
+        ax.plot(times, track.probabilities, lw=0.8, color="tab:blue", label="seizure probability")
+        ax.axhline(point["threshold"], color="tab:red", ls="--", lw=1, label=f"threshold (op {key} FA/24h)")
+        for i, (start, stop) in enumerate(track.reference):
+            ax.axvspan(start, stop, ymin=0.0, ymax=1.0, color="tab:green", alpha=0.18,
+                       label="reference seizure" if i == 0 else None)
+        for i, (start, stop) in enumerate(hyp):
+            ax.plot([start, stop], [1.05, 1.05], color="tab:orange", lw=6, solid_capstyle="butt",
+                    label="predicted event" if i == 0 else None)
+        ax.set_ylim(-0.02, 1.12)
+        ax.set_xlim(0, track.duration_s)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("p(seizure)")
+        ax.set_title(f"eval recording {track.recording_id}")
+        ax.legend(loc="upper right", fontsize=8, ncol=4, framealpha=0.9)
+        path = out_dir / f"timeline_{track.recording_id}.png"
+        _save_png(fig, path)
+        written.append(path)
+    return written
+
+
+def run_plots_stage(params: Params, workdir: Path = Path(".")) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    workdir = Path(workdir)
+    out = workdir / "plots"
+    tracks, points = _load(workdir)
+    froc = froc_rows(tracks, points)
+    ops = operating_point_rows(workdir)
+    roc, pr = curve_rows(tracks)
+    for name, rows in (("froc.csv", froc), ("operating_points.csv", ops), ("roc.csv", roc), ("pr.csv", pr)):
+        atomic_write_text(out / name, _csv_text(rows))
+    png = out / "png"
+    _png_froc(froc, ops, png / "froc.png")
+    _png_curves(roc, pr, png / "roc.png", png / "pr.png")
+    _png_training(workdir, png / "training.png")
+    timelines = _png_timelines(tracks, points, params.eval.timeline_recordings, png)
+    return {"files": len(list(out.rglob("*"))), "timelines": [p.name for p in timelines]}

@@ -1,0 +1,124 @@
+"""Training curves to DVCLive (always) and Weights & Biases (mode from the profile or WANDB_MODE).
+
+The W&B API key is read by wandb itself from the environment (WANDB_API_KEY, e.g. a Modal Secret);
+szflow never reads it into a variable, logs it, or writes it anywhere. Online mode without a key is
+a clear error before any training work, instead of an interactive login prompt in a batch job.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from szflow.errors import SzflowError
+
+log = logging.getLogger("szflow.train")
+
+WANDB_MODES = ("online", "offline", "disabled")
+# wandb's own aliases for its modes.
+_WANDB_ALIASES = {"dryrun": "offline", "run": "online"}
+
+
+def resolve_wandb_mode(profile_mode: str) -> str:
+    """WANDB_MODE from the environment wins over the profile (tests and users force offline with it)."""
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    mode = _WANDB_ALIASES.get(env, env) if env else profile_mode
+    if mode not in WANDB_MODES:
+        raise SzflowError(f"W&B mode {mode!r} (from WANDB_MODE or hardware.wandb_mode) is not one of {WANDB_MODES}")
+    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        raise SzflowError(
+            "W&B mode is online but WANDB_API_KEY is not set in the environment; "
+            "set it (a Modal Secret on Modal) or use WANDB_MODE=offline / hardware.wandb_mode: disabled"
+        )
+    return mode
+
+
+def _trim_curves(curves_dir: Path, last_step: int) -> None:
+    """Drop curve rows logged after `last_step`: a resumed run re-logs them from its checkpoint."""
+    metrics_dir = curves_dir / "plots" / "metrics"
+    if not metrics_dir.exists():
+        return
+    for tsv in metrics_dir.rglob("*.tsv"):
+        with open(tsv, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+            fields = list(rows[0].keys()) if rows else None
+        if fields is None:
+            continue
+        kept = [row for row in rows if int(row["step"]) <= last_step]
+        with open(tsv, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, delimiter="\t", lineterminator=os.linesep)
+            writer.writeheader()
+            writer.writerows(kept)
+
+
+class RunLogger:
+    """One sink for scalar metrics keyed by optimizer step. Metric names are strings, values numbers."""
+
+    def __init__(
+        self,
+        curves_dir: str | Path,
+        *,
+        wandb_mode: str,
+        config: Mapping[str, Any] | None = None,
+        resume_step: int | None = None,
+        wandb_run_id: str | None = None,
+        wandb_dir: str | Path | None = None,
+        wandb_project: str | None = None,
+    ):
+        from dvclive import Live
+
+        self.curves_dir = Path(curves_dir)
+        resume = resume_step is not None and self.curves_dir.exists()
+        if resume:
+            _trim_curves(self.curves_dir, int(resume_step))
+        # dvcyaml=False / save_dvc_exp=False: inside a DVC stage Live must not rewrite dvc.yaml or
+        # create experiments (DESIGN.md §2); plots are declared once in dvc.yaml.
+        self.live = Live(dir=str(self.curves_dir), resume=resume, dvcyaml=False, save_dvc_exp=False)
+        self.wandb_mode = wandb_mode
+        self.run = None
+        if wandb_mode != "disabled":
+            import wandb
+
+            kwargs: dict[str, Any] = {
+                "project": wandb_project or os.environ.get("WANDB_PROJECT", "szflow"),
+                "mode": wandb_mode,
+                "config": dict(config or {}),
+            }
+            if not os.environ.get("WANDB_DIR") and wandb_dir is not None:
+                Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+                kwargs["dir"] = str(wandb_dir)
+            if wandb_run_id:
+                # A resumed training run continues the same W&B run rather than starting a second one.
+                kwargs.update(id=wandb_run_id, resume="allow")
+            self.run = wandb.init(**kwargs)
+
+    @property
+    def wandb_run_id(self) -> str | None:
+        return None if self.run is None else str(self.run.id)
+
+    def log(self, step: int, metrics: Mapping[str, float | int]) -> None:
+        self.live.step = int(step)
+        for name, value in metrics.items():
+            self.live.log_metric(str(name), float(value))
+        if self.run is not None:
+            self.run.log({str(k): float(v) for k, v in metrics.items()}, step=int(step))
+
+    def flush(self) -> None:
+        self.live.make_summary()
+
+    def summary(self, metrics: Mapping[str, Any]) -> None:
+        """Final values (best step, best scores) for the W&B run summary."""
+        if self.run is not None:
+            for key, value in metrics.items():
+                self.run.summary[str(key)] = value
+
+    def close(self) -> None:
+        self.live.make_summary()
+        self.live.end()
+        if self.run is not None:
+            self.run.finish()
+            self.run = None

@@ -1,0 +1,308 @@
+"""Model tests: our Mamba-2 block against a per-time-step reference recurrence, detector masking,
+implementation selection, checkpoints. Tiny models only (the file runs in seconds)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from szflow.config import ModelConfig
+from szflow.errors import CheckpointError, SzflowError
+from szflow.model import (
+    PAD_LOGIT,
+    Detector,
+    Mamba2Torch,
+    capture_rng_state,
+    describe_model,
+    load_checkpoint,
+    load_detector,
+    make_mamba_block,
+    restore_rng_state,
+    save_checkpoint,
+)
+from szflow.model.detector import BiMambaLayer, encoder_strides, reverse_valid
+
+
+# ----------------------------------------------------------------------------- the oracle
+def reference_mamba2(block: Mamba2Torch, u: torch.Tensor) -> torch.Tensor:
+    """Mamba-2 block computed step by step from its parameters (the obviously-correct, slow oracle).
+
+    Shares no code with mamba_torch: the causal depthwise conv and the SSM are explicit loops:
+        S_t = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T,   y_t = S_t C_t + D x_t
+    followed by y * silu(z), RMSNorm per group, and out_proj.
+    """
+    bsz, length, _ = u.shape
+    d_inner, nh, hd, n, g = block.d_inner, block.nheads, block.headdim, block.d_state, block.ngroups
+    proj = u @ block.in_proj.weight.T
+    z = proj[..., :d_inner]
+    xbc_raw = proj[..., d_inner : 2 * d_inner + 2 * g * n]
+    dt_raw = proj[..., 2 * d_inner + 2 * g * n :]
+    kernel = block.conv1d.weight[:, 0, :]  # (channels, K)
+    k_size = kernel.shape[1]
+    conv_out = []
+    for t in range(length):
+        acc = block.conv1d.bias.expand(bsz, -1)
+        for k in range(k_size):
+            src = t - (k_size - 1) + k  # causal: taps on t-K+1 .. t
+            if src >= 0:
+                acc = acc + kernel[:, k] * xbc_raw[:, src]
+        conv_out.append(acc)
+    xbc = F.silu(torch.stack(conv_out, dim=1))
+    x = xbc[..., :d_inner].reshape(bsz, length, nh, hd)
+    Bm = xbc[..., d_inner : d_inner + g * n].reshape(bsz, length, g, n)
+    Cm = xbc[..., d_inner + g * n :].reshape(bsz, length, g, n)
+    group_of_head = torch.arange(nh) // (nh // g)
+    dt = F.softplus(dt_raw + block.dt_bias)  # (b, l, h)
+    A = -torch.exp(block.A_log)
+    state = torch.zeros(bsz, nh, hd, n, dtype=u.dtype)
+    ys = []
+    for t in range(length):
+        decay = torch.exp(dt[:, t] * A)  # (b, h)
+        b_t = Bm[:, t, group_of_head]  # (b, h, n)
+        c_t = Cm[:, t, group_of_head]
+        state = decay[:, :, None, None] * state + (dt[:, t, :, None] * x[:, t])[..., None] * b_t[:, :, None, :]
+        ys.append((state * c_t[:, :, None, :]).sum(-1) + block.D[:, None] * x[:, t])
+    y = torch.stack(ys, dim=1).reshape(bsz, length, d_inner) * F.silu(z)
+    gs = block.norm.group_size
+    yg = y.reshape(bsz, length, d_inner // gs, gs)
+    y = (yg / torch.sqrt(yg.pow(2).mean(-1, keepdim=True) + block.norm.eps)).reshape(bsz, length, d_inner)
+    return (y * block.norm.weight) @ block.out_proj.weight.T
+
+
+def tiny_block(chunk_size: int = 4, **kw) -> Mamba2Torch:
+    torch.manual_seed(0)
+    args = dict(d_model=16, d_state=4, d_conv=4, expand=2, headdim=8, chunk_size=chunk_size)
+    args.update(kw)
+    block = Mamba2Torch(**args)
+    with torch.no_grad():  # non-trivial D, norm weight and conv bias so every term is tested
+        block.D.normal_()
+        block.norm.weight.uniform_(0.5, 1.5)
+        block.dt_bias.add_(1.0)  # larger dt -> strong decay, exercises the cross-chunk decay terms
+    return block
+
+
+def tiny_config(**kw) -> ModelConfig:
+    args = dict(
+        in_channels=3, frame_rate_hz=16.0, encoder_channels=[4, 8], n_layers=2,
+        d_model=16, d_state=4, d_conv=4, expand=2, chunk_size=4, dropout=0.0,
+    )
+    args.update(kw)
+    return ModelConfig(**args)
+
+
+# ----------------------------------------------------------------------------- block vs oracle
+@pytest.mark.parametrize("length", [1, 3, 4, 7, 13, 16])
+@pytest.mark.parametrize("ngroups", [1, 2])
+def test_block_matches_reference_forward_and_gradients(length: int, ngroups: int) -> None:
+    block = tiny_block(chunk_size=4, ngroups=ngroups)
+    u = torch.randn(2, length, 16, requires_grad=True)
+    out = block(u)
+    ref = reference_mamba2(block, u)
+    assert out.shape == (2, length, 16)
+    assert (out - ref).abs().max().item() <= 1e-4
+
+    weight = torch.randn_like(out)
+    params = [u, *block.parameters()]
+    grads = torch.autograd.grad((out * weight).sum(), params)
+    ref_grads = torch.autograd.grad((ref * weight).sum(), params)
+    names = ["input", *(name for name, _ in block.named_parameters())]
+    for name, got, want in zip(names, grads, ref_grads, strict=True):
+        assert (got - want).abs().max().item() <= 1e-4, name
+
+
+def test_block_chunk_size_does_not_change_result() -> None:
+    block = tiny_block(chunk_size=64)
+    u = torch.randn(1, 37, 16)
+    base = block(u)
+    for chunk in (1, 5, 8, 37):
+        block.chunk_size = chunk
+        assert torch.allclose(block(u), base, atol=1e-5), chunk
+
+
+def test_block_parameter_names_and_shapes_match_mamba2_layout() -> None:
+    block = Mamba2Torch(d_model=512, d_state=16, d_conv=4, expand=2, chunk_size=64)
+    shapes = {name: tuple(p.shape) for name, p in block.named_parameters()}
+    # mamba_ssm.Mamba2(512, d_state=16, headdim=64): d_inner 1024, 16 heads, in_proj -> 2*1024+2*16+16
+    assert shapes == {
+        "in_proj.weight": (2096, 512),
+        "conv1d.weight": (1056, 1, 4),
+        "conv1d.bias": (1056,),
+        "dt_bias": (16,),
+        "A_log": (16,),
+        "D": (16,),
+        "norm.weight": (1024,),
+        "out_proj.weight": (512, 1024),
+    }
+    dt = F.softplus(block.dt_bias)
+    assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6
+    A = torch.exp(block.A_log)
+    assert A.min() >= 1 and A.max() <= 16
+    assert all(getattr(p, "_no_weight_decay", False) for p in (block.dt_bias, block.A_log, block.D))
+
+
+# ----------------------------------------------------------------------------- bidirectional layer
+def test_backward_half_is_forward_block_on_reversed_input() -> None:
+    torch.manual_seed(1)
+    layer = BiMambaLayer(tiny_config(), impl="torch")
+    h = torch.randn(2, 11, 16)
+    both = layer.mix(h)
+    fwd_only = layer.fwd(h)
+    bwd_half = layer.bwd(h.flip(1)).flip(1)
+    assert torch.allclose(both, fwd_only + bwd_half, atol=1e-6)
+    # the backward half is anti-causal: changing the first step leaves later outputs of bwd unchanged
+    h2 = h.clone()
+    h2[:, 0] += 1.0
+    assert torch.allclose(layer.bwd(h2.flip(1)).flip(1)[:, 1:], bwd_half[:, 1:], atol=1e-6)
+
+
+def test_reverse_valid_keeps_padding_in_place() -> None:
+    x = torch.arange(10.0).view(1, 5, 2).repeat(2, 1, 1)
+    out = reverse_valid(x, torch.tensor([5, 3]))
+    assert torch.equal(out[0], x[0].flip(0))
+    assert torch.equal(out[1, :3], x[1, :3].flip(0)) and torch.equal(out[1, 3:], x[1, 3:])
+    assert torch.equal(reverse_valid(out, torch.tensor([5, 3])), x)
+
+
+# ----------------------------------------------------------------------------- detector
+def test_detector_shapes_and_frames() -> None:
+    cfg = tiny_config()
+    model = Detector(cfg, mamba_impl="torch").eval()
+    assert model.mamba_impl_used == "torch"
+    assert model.samples_per_frame == 16
+    assert model.frames_for(160) == 10 and model.frames_for(161) == 11 and model.frames_for(1) == 1
+    for n_samples in (16, 160, 170):
+        logits = model(torch.randn(2, 3, n_samples))
+        assert logits.shape == (2, model.frames_for(n_samples))
+    with pytest.raises(ValueError):
+        model(torch.randn(2, 4, 160))
+
+
+def test_detector_seed_geometry() -> None:
+    cfg = ModelConfig()
+    assert encoder_strides(64, 3) == [4, 4, 4]
+    assert math.prod(encoder_strides(16, 3)) == 16
+    text = describe_model(cfg)
+    assert "total parameters" in text and "layers.5" in text
+    assert "240 x 512" in text  # 60 s -> 240 frames at 4 Hz
+
+
+def test_padded_frames_do_not_influence_valid_frames() -> None:
+    torch.manual_seed(2)
+    cfg = tiny_config(n_layers=2, chunk_size=3)
+    model = Detector(cfg, mamba_impl="torch").eval()
+    spf = model.samples_per_frame
+    frames, valid = [13, 9], [13, 6]
+    x = torch.randn(2, 3, frames[0] * spf)
+    mask = torch.arange(frames[0])[None, :] < torch.tensor(valid)[:, None]
+    with torch.no_grad():
+        padded = model(x, mask)
+        garbage = x.clone()
+        garbage[1, :, valid[1] * spf :] = 100.0 * torch.randn_like(garbage[1, :, valid[1] * spf :])
+        padded_garbage = model(garbage, mask)
+        for row, n in enumerate(valid):
+            alone = model(x[row : row + 1, :, : n * spf])[0]
+            assert (padded[row, :n] - alone).abs().max().item() <= 1e-5
+            assert (padded_garbage[row, :n] - alone).abs().max().item() <= 1e-5
+    assert torch.all(padded[1, valid[1] :] == PAD_LOGIT)
+    with pytest.raises(ValueError, match="prefix"):
+        model(x, torch.tensor([[True] * 13, [True, False] + [True] * 11]))
+
+
+def test_detector_gradients_flow_and_padding_gets_none() -> None:
+    torch.manual_seed(3)
+    model = Detector(tiny_config(), mamba_impl="torch")
+    x = torch.randn(2, 3, 160, requires_grad=True)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 7:] = False
+    model(x, mask).masked_fill(~mask, 0).sum().backward()
+    assert x.grad[1, :, 7 * 16 :].abs().max() == 0  # padded samples are masked out
+    assert all(p.grad is not None for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- implementation choice
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA kernels")
+def test_cuda_impl_raises_without_kernels() -> None:
+    with pytest.raises(SzflowError, match=r"mamba_impl: cuda but mamba_ssm is not installed"):
+        make_mamba_block(16, 4, 4, 2, 8, impl="cuda")
+    with pytest.raises(SzflowError):
+        Detector(tiny_config(), mamba_impl="cuda")
+    block = make_mamba_block(16, 4, 4, 2, 8, impl="auto")
+    assert isinstance(block, Mamba2Torch) and block.mamba_impl_used == "torch"
+    with pytest.raises(SzflowError, match="unknown value"):
+        make_mamba_block(16, 4, 4, 2, 8, impl="triton")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_block_matches_mamba_ssm_on_same_weights() -> None:
+    pytest.importorskip("mamba_ssm")
+    torch.manual_seed(0)
+    ours = make_mamba_block(256, 16, 4, 2, 64, impl="torch").cuda()
+    theirs = make_mamba_block(256, 16, 4, 2, 64, impl="cuda").cuda()
+    theirs.load_state_dict(ours.state_dict())  # strict: names and shapes must agree
+    ours.load_state_dict(theirs.state_dict())
+    u = torch.randn(2, 240, 256, device="cuda")
+    with torch.no_grad():
+        diff = (ours(u) - theirs(u)).abs().max().item()
+    assert diff <= 1e-3
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
+    torch.manual_seed(4)
+    cfg = tiny_config()
+    model = Detector(cfg, mamba_impl="torch").eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(1, 3, 64)).sum().backward()
+    opt.step()
+    path = tmp_path / "models" / "last.pt"
+    save_checkpoint(
+        path, model=model, model_config=cfg, step=7, epoch=1, metrics={"auroc": 0.75, "n": 3},
+        params_hash="abc", training_state={"optimizer": opt.state_dict(), "rng": capture_rng_state()},
+    )
+    # weights_only=True loads it (no pickled classes inside)
+    assert torch.load(path, weights_only=True)["step"] == 7
+    loaded, ckpt = load_detector(path, expected_config=cfg, mamba_impl="auto")
+    assert (ckpt.step, ckpt.epoch, ckpt.metrics, ckpt.params_hash) == (7, 1, {"auroc": 0.75, "n": 3}, "abc")
+    assert ckpt.model_config == cfg and loaded.mamba_impl_used == "torch"
+    x = torch.randn(2, 3, 160)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    opt2 = torch.optim.AdamW(loaded.parameters(), lr=1e-3)
+    opt2.load_state_dict(ckpt.training_state["optimizer"])
+    restore_rng_state(ckpt.training_state["rng"])
+    a = torch.rand(3)
+    restore_rng_state(ckpt.training_state["rng"])
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_checkpoint_config_mismatch_lists_keys(tmp_path) -> None:
+    cfg = tiny_config()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model=Detector(cfg, mamba_impl="torch"), model_config=cfg, step=1)
+    other = tiny_config(d_model=32, n_layers=3)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, expected_config=other)
+    message = str(err.value)
+    assert str(path) in message and "d_model: checkpoint 16 != expected 32" in message
+    assert "n_layers: checkpoint 2 != expected 3" in message and "chunk_size" not in message
+
+
+def test_checkpoint_unreadable_names_file(tmp_path) -> None:
+    cfg = tiny_config()
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, model=Detector(cfg, mamba_impl="torch"), model_config=cfg, step=1)
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt: unreadable or truncated"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"training_state\.bad"):
+        save_checkpoint(path, model=Detector(cfg, mamba_impl="torch"), model_config=cfg, step=2,
+                        training_state={"bad": object()})
+    assert load_checkpoint(path).step == 1  # the failed save left the previous file intact
