@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyedflib
 import pyedflib.highlevel as edf_highlevel
 import pytest
 from typer.testing import CliRunner
@@ -28,8 +29,8 @@ def write_edf(path: Path, seconds: int, rate: int = 250, suffix: str = "REF") ->
     headers += edf_highlevel.make_signal_headers(["IBI"], sample_frequency=1)
     rng = np.random.default_rng(0)
     signals = [rng.normal(0, 20, seconds * rate) for _ in labels] + [np.zeros(seconds)]
-    edf_highlevel.write_edf(str(path), signals, headers)
-    return 256 * (len(headers) + 1)
+    edf_highlevel.write_edf(str(path), signals, headers, file_type=pyedflib.FILETYPE_EDF)
+    return int(path.read_bytes()[184:192])
 
 
 def tusz_recording(root: Path, split: str, patient: str, session: str, year: int, montage: str, take: int,
@@ -66,6 +67,7 @@ def tusz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    seizures=[Event(300.0, 330.0, "gnsz")])
     tusz_recording(root, "dev", "aaaaaaac", "s001", 2004, "03_tcp_ar_a", 2, edf="half")
     tusz_recording(root, "eval", "aaaaaaad", "s001", 2005, "01_tcp_ar", 0, annotation=False)
+    tusz_recording(root, "eval", "aaaaaaad", "s001", 2005, "01_tcp_ar", 1, annotation_duration=5.0)
     broken = tusz_recording(root, "eval", "aaaaaaae", "s003", 2006, "01_tcp_ar", 0)
     broken.with_suffix(".csv_bi").write_text("# duration = 12.00 secs\nTERM,1,2,oops,1\n")
     return root
@@ -76,7 +78,7 @@ def test_discovers_tusz_tree(tusz_root: Path) -> None:
     assert list(table.columns) == COLUMNS
     assert list(zip(table["split"], table["recording_id"], strict=True)) == [
         ("dev", "aaaaaaac_s001_t000"), ("dev", "aaaaaaac_s001_t001"), ("dev", "aaaaaaac_s001_t002"),
-        ("eval", "aaaaaaad_s001_t000"), ("eval", "aaaaaaae_s003_t000"),
+        ("eval", "aaaaaaad_s001_t000"), ("eval", "aaaaaaad_s001_t001"), ("eval", "aaaaaaae_s003_t000"),
         ("train", "aaaaaaaa_s001_t000"), ("train", "aaaaaaaa_s001_t001"), ("train", "aaaaaaab_s002_t000"),
     ]
     first = table.iloc[0].to_dict()
@@ -199,8 +201,10 @@ def test_summary_lists_broken_files_and_still_counts_their_annotations(tusz_root
     assert all(f["path"].endswith(".edf") for f in dev["failed"])
 
     evaluation = summary["splits"]["eval"]
-    assert evaluation["recordings"] == 2 and evaluation["hours"] == 0.0
+    assert (evaluation["patients"], evaluation["recordings"]) == (2, 3)
+    assert evaluation["hours"] == pytest.approx(5 / 3600)
     failed = {f["recording_id"]: f for f in evaluation["failed"]}
+    assert failed["aaaaaaad_s001_t001"]["reason"] == "EDF longer than annotation: 12.0 s vs 5.0 s"
     assert failed["aaaaaaad_s001_t000"]["reason"] == "annotation missing"
     assert failed["aaaaaaae_s003_t000"]["path"].endswith(".csv_bi")
     assert "line 2: unknown label 'oops'" in failed["aaaaaaae_s003_t000"]["reason"]

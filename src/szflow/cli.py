@@ -107,6 +107,44 @@ def score(
     typer.echo(json.dumps(result) if as_json else format_score_table(result))
 
 
+@remote_app.command("plan")
+def remote_plan(
+    hw: Optional[str] = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show what would run where (executor, GPU, CPUs, timeout, uploads, downloads). Needs no token."""
+    from szflow.config import load_params
+    from szflow.remote.plan import build_plan, format_plan
+
+    try:
+        plan = build_plan(load_params(params_dir, hw=hw), params_dir)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(plan, indent=2) if as_json else format_plan(plan))
+
+
+@remote_app.command("check")
+def remote_check(
+    hw: Optional[str] = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+) -> None:
+    """Check the Modal setup: token present, app builds, volume reachable. Exit 1 if any fails."""
+    from szflow.config import load_params
+    from szflow.remote.plan import check_remote
+
+    try:
+        checks = check_remote(load_params(params_dir, hw=hw))
+    except SzflowError as exc:
+        _fail(exc)
+    for name, ok, message in checks:
+        typer.echo(f"[{'ok' if ok else 'FAIL'}] {name}: {message}")
+    failed = [(name, message) for name, ok, message in checks if not ok]
+    if failed:
+        typer.echo(f"error: {failed[0][0]}: {failed[0][1]}", err=True)
+        raise typer.Exit(code=1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

@@ -1,9 +1,10 @@
 """The `plots` stage: data files for `dvc plots show` and matplotlib PNGs of the same.
 
-Data files (declared once, in the top-level `plots:` of dvc.yaml):
-  plots/froc.csv             sensitivity vs FA/24h per threshold, for dev and eval, network and baseline
-  plots/operating_points.csv the frozen operating points (dev-tuned) as scored on dev and eval
-  plots/roc.csv, plots/pr.csv frame-level ROC and precision-recall on eval
+Data files (declared once, in the top-level `plots:` of dvc.yaml), one per curve because DVC's
+templates draw one line per file:
+  plots/froc_<split>_<detector>.csv              sensitivity vs FA/24h per threshold (OVLP)
+  plots/operating_points_<split>_<detector>.csv  the frozen (dev-tuned) operating points, scored
+  plots/roc_eval_<detector>.csv, plots/pr_eval_<detector>.csv   frame-level ROC and PR on eval
 PNGs under plots/png/: froc, roc, pr, training curves, and timelines of a few eval recordings.
 """
 
@@ -237,8 +238,16 @@ def run_plots_stage(params: Params, workdir: Path = Path(".")) -> dict:
     froc = froc_rows(tracks, points)
     ops = operating_point_rows(workdir)
     roc, pr = curve_rows(tracks)
-    for name, rows in (("froc.csv", froc), ("operating_points.csv", ops), ("roc.csv", roc), ("pr.csv", pr)):
-        atomic_write_text(out / name, _csv_text(rows))
+    # One file per curve: DVC's templates draw one line per file, not per column value.
+    for name, rows in (("froc", froc), ("operating_points", ops)):
+        for split in SPLITS:
+            for detector in DETECTORS:
+                sel = [r for r in rows if r["split"] == split and r["detector"] == detector]
+                atomic_write_text(out / f"{name}_{split}_{detector}.csv", _csv_text(sel))
+    for name, rows in (("roc", roc), ("pr", pr)):
+        for detector in DETECTORS:
+            sel = [r for r in rows if r["detector"] == detector]
+            atomic_write_text(out / f"{name}_eval_{detector}.csv", _csv_text(sel))
     png = out / "png"
     _png_froc(froc, ops, png / "froc.png")
     _png_curves(roc, pr, png / "roc.png", png / "pr.png")

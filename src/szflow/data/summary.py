@@ -16,9 +16,9 @@ from szflow.data.annotations import Annotation, read_annotation
 from szflow.data.discover import SPLITS, discover_corpus
 from szflow.errors import AnnotationError, EdfError
 
-# EDF records are usually 1 s long, so an EDF written for an annotation of 300.4 s may end a
-# fraction of a record early without any labelled time being lost that matters.
-EDF_SHORTFALL_TOLERANCE_S = 1.0
+# EDF files hold whole data records (usually 1 s), so an EDF and its annotation may differ by up
+# to a record; beyond that the labels cannot be trusted. Same tolerance as szflow.data.edf.read_eeg.
+EDF_DURATION_TOLERANCE_S = 1.0
 _FIXED_HEADER_BYTES = 256
 
 
@@ -154,8 +154,9 @@ def _check_recording(edf_path: str, annotation_path: str | None) -> _RecordingCh
         reason = f"EDF truncated: header says {header.duration_s:g} s, file holds {held_s:g} s"
         check.problems.append((edf_path, reason))
     elif (check.annotation is not None
-          and header.duration_s < check.annotation.duration_s - EDF_SHORTFALL_TOLERANCE_S):
-        reason = (f"EDF shorter than annotation: {header.duration_s:.1f} s vs "
+          and abs(header.duration_s - check.annotation.duration_s) > EDF_DURATION_TOLERANCE_S):
+        relation = "shorter" if header.duration_s < check.annotation.duration_s else "longer"
+        reason = (f"EDF {relation} than annotation: {header.duration_s:.1f} s vs "
                   f"{check.annotation.duration_s:.1f} s")
         check.problems.append((edf_path, reason))
     return check

@@ -30,6 +30,7 @@ log = logging.getLogger("szflow.model")
 FORMAT = "szflow-checkpoint"
 FORMAT_VERSION = 1
 _PRIMITIVES = (str, int, float, bool, type(None), torch.dtype, torch.Size)
+_BASE_TYPES = (bool, int, float, str)  # subclasses (IntEnum, TorchVersion, ...) pickle as their class
 
 
 @dataclass
@@ -53,8 +54,11 @@ def _to_safe(obj: Any, where: str) -> Any:
         return obj.detach().cpu()
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, _PRIMITIVES):
+    if type(obj) in _PRIMITIVES:
         return obj
+    for base in _BASE_TYPES:
+        if isinstance(obj, base):
+            return base(obj)
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
@@ -86,7 +90,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_config": model_config.model_dump(mode="json"),
         "step": int(step),

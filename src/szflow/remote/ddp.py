@@ -1,0 +1,180 @@
+"""Multi-GPU training in one container: torchrun launches one process per GPU, each calls the same
+core stage function; DistributedDataParallel all-reduces (averages) the gradients.
+
+The contract with the train loop (see docs/modal.md): every rank draws the same global sequence of
+batches (same sampler seed) and keeps its `rank_slice` of each global batch, so N ranks with a
+local batch of B/N reproduce the 1-process run with batch B; only rank 0 writes files.
+
+Entry points:
+  - `torchrun_command(...)`: the command line the container runs.
+  - `python -m szflow.remote.ddp --function M:F --params P.json --workdir W`: one rank (torchrun
+    starts N of these); rank 0 writes the core function's result to W/.szflow-ddp-result.json.
+  - `run_distributed(...)`: build the command, run it, return rank 0's result.
+  - `spawn(fn, world_size)`: run `fn(rank, world_size, *args)` in N local processes with a
+    process group (gloo on CPU) -- used by tests to show the mechanism without torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from szflow.errors import SzflowError
+
+if TYPE_CHECKING:
+    from szflow.config import Params
+
+RESULT_FILE = ".szflow-ddp-result.json"
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    local_rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size from the environment torchrun sets (1 process when absent)."""
+    return DistInfo(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+                    world_size=int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group when launched by torchrun; a no-op for a single process."""
+    info = dist_info()
+    if not info.enabled:
+        return info
+    import torch
+    import torch.distributed as dist
+
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(info.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def shutdown_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_batch_size(global_batch_size: int, world_size: int) -> int:
+    if global_batch_size % world_size:
+        raise SzflowError(
+            f"train batch size {global_batch_size} is not divisible by {world_size} GPUs: "
+            "choose hardware.train_batch_size as a multiple of hardware.gpus"
+        )
+    return global_batch_size // world_size
+
+
+def rank_slice(global_batch_size: int, rank: int, world_size: int) -> slice:
+    """This rank's contiguous share of a global batch (equal shares, so averaged gradients match)."""
+    size = local_batch_size(global_batch_size, world_size)
+    return slice(rank * size, (rank + 1) * size)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun_command(function: str, params_file: Path, workdir: Path, nproc: int,
+                     python: str = sys.executable) -> list[str]:
+    """`python -m torch.distributed.run` (torchrun) with one process per GPU on this node."""
+    return [
+        python, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
+        "-m", "szflow.remote.ddp", "--function", function, "--params", str(params_file),
+        "--workdir", str(workdir),
+    ]
+
+
+def run_distributed(function: str, params: Params, workdir: Path, nproc: int) -> dict:
+    """Run the core function on `nproc` ranks; return rank 0's result."""
+    workdir = Path(workdir)
+    params_file = workdir / ".szflow-ddp-params.json"
+    params_file.write_text(params.model_dump_json(), encoding="utf-8")
+    result_file = workdir / RESULT_FILE
+    result_file.unlink(missing_ok=True)
+    proc = subprocess.run(torchrun_command(function, params_file, workdir, nproc), cwd=workdir)
+    if proc.returncode != 0:
+        raise SzflowError(f"distributed run of {function} on {nproc} processes failed (exit {proc.returncode})")
+    try:
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SzflowError(f"distributed run of {function}: rank 0 wrote no result ({exc})") from exc
+    params_file.unlink(missing_ok=True)
+    result_file.unlink(missing_ok=True)
+    return result
+
+
+def _worker_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m szflow.remote.ddp", description="One DDP rank of a stage.")
+    parser.add_argument("--function", required=True)
+    parser.add_argument("--params", required=True, type=Path)
+    parser.add_argument("--workdir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    from szflow.config import Params
+    from szflow.remote.container import jsonable
+    from szflow.remote.stages import resolve_function
+
+    params = Params.model_validate_json(args.params.read_text(encoding="utf-8"))
+    info = init_distributed()
+    try:
+        result = resolve_function(args.function)(params, args.workdir)
+        if info.is_main:
+            from szflow.io_utils import atomic_write_json
+
+            atomic_write_json(args.workdir / RESULT_FILE, jsonable(result))
+    finally:
+        shutdown_distributed()
+    return 0
+
+
+def _spawn_target(local_rank: int, fn: Callable[..., Any], world_size: int, port: int, backend: str,
+                  args: tuple) -> None:
+    import torch.distributed as dist
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(local_rank),
+                       "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size)})
+    dist.init_process_group(backend=backend, rank=local_rank, world_size=world_size)
+    try:
+        fn(local_rank, world_size, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(fn: Callable[..., Any], world_size: int, args: tuple = (), backend: str = "gloo") -> None:
+    """Run `fn(rank, world_size, *args)` in `world_size` fresh processes joined in a process group.
+
+    `fn` must be importable by the children (a module-level function).
+    """
+    import torch.multiprocessing as mp
+
+    mp.spawn(_spawn_target, args=(fn, world_size, free_port(), backend, args), nprocs=world_size, join=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - torchrun entry
+    sys.exit(_worker_main())

@@ -1,0 +1,64 @@
+"""Zero-phase band-pass and notch filtering (second-order sections, forward-backward)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal import butter, iirnotch, sosfiltfilt, tf2sos
+
+from szflow.errors import ConfigError
+
+
+@lru_cache(maxsize=32)
+def design_filter(
+    sample_rate_hz: float,
+    bandpass_hz: tuple[float, float],
+    order: int,
+    notch_hz: float | None,
+    notch_quality: float,
+) -> np.ndarray:
+    """One SOS cascade: Butterworth band-pass of `order` (2*order poles) then an optional notch.
+
+    Designed once per setting (cached) and returned as a read-only float32 array, so that
+    `sosfiltfilt` runs in float32: scipy computes in the common dtype of the coefficients and the
+    signal, and float64 coefficients would double the cost and the memory of every recording.
+    float32 is accurate enough here: the lowest pole (0.5 Hz at 256 Hz) sits ~0.012 inside the unit
+    circle, far above float32 resolution; the filtered signal differs from a float64 run by ~1e-4
+    of its range, below the float16 resolution the cache stores.
+    """
+    nyquist = sample_rate_hz / 2
+    low, high = bandpass_hz
+    if not 0 < low < high < nyquist:
+        raise ConfigError(
+            f"preprocess.bandpass_hz {list(bandpass_hz)} must satisfy 0 < low < high < Nyquist "
+            f"({nyquist:g} Hz at {sample_rate_hz:g} Hz)"
+        )
+    sections = [butter(order, [low, high], btype="bandpass", fs=sample_rate_hz, output="sos")]
+    if notch_hz is not None:
+        if not 0 < notch_hz < nyquist:
+            raise ConfigError(f"preprocess.notch_hz {notch_hz:g} must lie in (0, {nyquist:g}) Hz")
+        b, a = iirnotch(notch_hz, notch_quality, fs=sample_rate_hz)
+        sections.append(tf2sos(b, a))
+    sos = np.vstack(sections).astype(np.float32)
+    sos.flags.writeable = False  # shared by every call through the cache
+    return sos
+
+
+def min_filter_length(sos: np.ndarray) -> int:
+    """Fewest samples `sosfiltfilt` accepts with its default edge padding, plus one."""
+    n_sections = sos.shape[0]
+    zeros_b = int((sos[:, 2] == 0).sum())
+    zeros_a = int((sos[:, 5] == 0).sum())
+    return 3 * (2 * n_sections + 1 - min(zeros_b, zeros_a)) + 1
+
+
+def zero_phase_filter(block: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """Filter every channel of a (channels, samples) float32 block forward and backward in one call.
+
+    Forward-backward filtering has zero phase (no shift of seizure onsets relative to labels) and
+    squares the magnitude response. Returns a new float32 array.
+    """
+    if block.shape[-1] < min_filter_length(sos):
+        raise ValueError(f"{block.shape[-1]} samples are too few to filter (need {min_filter_length(sos)})")
+    return sosfiltfilt(sos, block, axis=-1)
