@@ -214,6 +214,12 @@ def test_modal_app_variants_multi_gpu_no_wandb_bucket():
     assert pre.gpus is None and pre.cpu >= 1
     mount = pre.volumes[BUCKET_MOUNT]
     assert mount.bucket_name == "tusz-bucket" and mount.key_prefix == "v2.0.3/" and mount.read_only
+    from szflow.remote.plan import build_plan
+
+    plan = build_plan(params, REPO, hash_files=False)
+    assert plan["preprocess"]["executor"] == "modal-map"
+    assert plan["preprocess"]["bucket"] == "s3://tusz-bucket/v2.0.3/"
+    assert plan["stages"]["train"]["distributed"] is True and plan["stages"]["train"]["gpu"] == "A100-80GB:2"
     with pytest.raises(ConfigError, match="timeout_s"):
         function_settings(params.model_copy(update={"hardware": hw.model_copy(update={"timeout_s": 90000})}))
 
@@ -299,6 +305,7 @@ def test_loopback_uploads_by_hash_and_downloads_outputs(project, loopback):
         target = project / out
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     calls_local = _calls(loopback.calls)
+    (project / ".dvc").mkdir()  # a DVC project: hashes are remembered in .dvc/tmp
 
     executor = loopback()
     result = _run(executor, params)
@@ -314,6 +321,8 @@ def test_loopback_uploads_by_hash_and_downloads_outputs(project, loopback):
     blob = loopback.volume / blob_path(sha256_file(project / "data/cache/dummy/x.bin"))
     assert blob.is_file()
     assert _temp_files(project) == []
+    remembered = json.loads((project / ".dvc/tmp/szflow-sha256.json").read_text())
+    assert remembered["data/cache/dummy/x.bin"][2] == sha256_file(project / "data/cache/dummy/x.bin")
 
     # Second run, nothing changed: nothing uploaded, and the finished run on the volume is reused
     # (the core function is not called again: no GPU time spent twice).
@@ -323,12 +332,21 @@ def test_loopback_uploads_by_hash_and_downloads_outputs(project, loopback):
     assert again.store.uploads == []
     assert _calls(loopback.calls) == calls_local + 1
 
+    # Changed code (same inputs and params): the stage runs again, nothing is uploaded.
+    real = executor_mod.code_fingerprint
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(executor_mod, "code_fingerprint", lambda fn: "edited-" + real(fn))
+        edited = loopback()
+        _run(edited, params)
+        assert edited.last.uploaded == 0
+    assert _calls(loopback.calls) == calls_local + 2
+
     # One changed input: only it is uploaded, and the stage runs again.
     (project / "models/in.json").write_text(json.dumps({"tag": "v2"}))
     third = loopback()
     assert _run(third, params)["tag"] == "v2"
     assert third.last.uploaded == 1
-    assert _calls(loopback.calls) == calls_local + 2
+    assert _calls(loopback.calls) == calls_local + 3
     assert "v2" in (project / "out/preds/a.csv_bi").read_text()
 
 
@@ -459,3 +477,46 @@ def test_loopback_container_env_has_no_modal_token(monkeypatch, tmp_path):
     env = LoopbackRunner(tmp_path)._env()
     assert "MODAL_TOKEN_SECRET" not in env and "MODAL_TOKEN_ID" not in env
     assert executor_mod._CLIENT_ONLY_ENV == ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+
+
+def test_preprocess_fanout_bodies_with_local_mounts(tmp_path, monkeypatch):
+    """The bodies of the Modal preprocessing fan-out, run here with folders standing in for the S3
+    mount and the volume: jobs are listed from the bucket, each recording is preprocessed into the
+    volume with a manifest, and the download puts data/preprocess in place."""
+    import modal
+
+    from szflow.config import SynthConfig
+    from szflow.remote import modal_app
+    from szflow.remote.executor import download_outputs
+    from szflow.synth import generate_corpus
+
+    bucket, volume, work = tmp_path / "bucket", tmp_path / "volume", tmp_path / "work"
+    generate_corpus(bucket, SynthConfig(patients={"train": 1, "dev": 1, "eval": 0}, recordings_per_patient=1,
+                                        min_duration_s=30, max_duration_s=30, broken_files=0))
+    volume.mkdir()
+    commits = []
+    params = _params("local")
+    params = params.model_copy(update={"shared": params.shared.model_copy(
+        update={"data": DataConfig(source="synthetic", root="s3://tusz/v2")})})
+    assert modal_app.preprocess_plan_entry(params)["mount"] == "/data/edf/{split}"
+
+    class _Volume:
+        def commit(self):
+            commits.append(1)
+
+    monkeypatch.setattr(modal_app, "BUCKET_MOUNT", str(bucket))
+    monkeypatch.setattr(modal_app, "VOLUME_MOUNT", str(volume))
+    monkeypatch.setattr(modal.Volume, "from_name", staticmethod(lambda *a, **k: _Volume()))
+
+    listing = modal_app.list_recordings_entry({"params": params.model_dump(mode="json"), "out_prefix": "pre/x"})
+    assert len(listing["jobs"]) == 2 and listing["failed"] == []
+    results = [modal_app.preprocess_entry(job) for job in listing["jobs"]]
+    assert all(r["row"]["status"] == "ok" for r in results) and len(commits) == 2
+    files = [f for r in results for f in r["files"]]
+    assert {Path(f["path"]).parent.as_posix() for f in files} == {"data/preprocess/train", "data/preprocess/dev"}
+    download_outputs(LoopbackVolumeStore(volume), {"outputs": {"data/preprocess": files}},
+                     [Path("data/preprocess")], work, extra={"data/preprocess": {"report.csv": b"x\n"}})
+    for f in files:
+        assert sha256_file(work / f["path"]) == f["sha256"]
+    assert (work / "data/preprocess/report.csv").read_text() == "x\n"
+    assert _temp_files(work) == []

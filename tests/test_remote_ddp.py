@@ -47,8 +47,8 @@ def _ddp_worker(rank: int, world_size: int, out: str) -> None:
     torch.save(model.module.state_dict(), Path(out) / f"rank{rank}.pt")
 
 
-def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
-    torch.set_num_threads(1)
+def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # 2 shared cores: threads per rank only contend
     spawn(_ddp_worker, world_size=2, args=(str(tmp_path),), backend="gloo")
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

@@ -109,7 +109,7 @@ def score(
 
 @remote_app.command("plan")
 def remote_plan(
-    hw: Optional[str] = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
+    hw: str | None = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
     params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -126,7 +126,7 @@ def remote_plan(
 
 @remote_app.command("check")
 def remote_check(
-    hw: Optional[str] = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
+    hw: str | None = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
     params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
 ) -> None:
     """Check the Modal setup: token present, app builds, volume reachable. Exit 1 if any fails."""

@@ -24,7 +24,9 @@ import numpy as np
 
 from szflow.errors import ConfigError, SzflowError
 
-SETTINGS_KEYS: tuple[str, ...] = ("smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s")
+SETTINGS_KEYS: tuple[str, ...] = (
+    "smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s",
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class PostprocessSettings:
         if not math.isfinite(self.threshold):
             raise ConfigError(f"postprocess threshold must be finite, got {self.threshold!r}")
         if self.hysteresis_low is not None and not math.isfinite(self.hysteresis_low):
-            raise ConfigError(f"postprocess hysteresis_low must be finite or null, got {self.hysteresis_low!r}")
+            raise ConfigError(
+                f"postprocess hysteresis_low must be finite or null, got {self.hysteresis_low!r}")
 
     @classmethod
     def from_any(cls, source: Any) -> PostprocessSettings:
@@ -82,7 +85,7 @@ def smoothing_window_frames(smoothing_s: float, frame_rate_hz: float) -> int:
 
     Odd, because only a symmetric window is zero phase (an even one shifts events by half a frame).
     """
-    frames = int(round(smoothing_s * frame_rate_hz))
+    frames = round(smoothing_s * frame_rate_hz)
     if frames <= 1:
         return 1
     return frames if frames % 2 == 1 else frames + 1
@@ -105,7 +108,8 @@ def smooth_probabilities(probabilities: np.ndarray, frame_rate_hz: float, smooth
     return (cumulative[hi] - cumulative[lo]) / (hi - lo)
 
 
-def threshold_runs(x: np.ndarray, threshold: float, hysteresis_low: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def threshold_runs(x: np.ndarray, threshold: float,
+                   hysteresis_low: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Frame runs [starts, stops) of seizure frames in one (smoothed) track.
 
     Without hysteresis a run is a maximal stretch of frames >= threshold. With it, a run starts at

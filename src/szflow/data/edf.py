@@ -206,8 +206,9 @@ def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
 
 
 def _open(path: Path):
+    """Open for reading, turning OS errors into EdfError; callers close it with `with`."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - returned to a `with` in the caller
     except FileNotFoundError:
         raise EdfError(path, "file not found") from None
     except IsADirectoryError:

@@ -51,62 +51,64 @@ def _segment_decay(log_a_cum: Tensor) -> Tensor:
     return torch.exp(diff.masked_fill(~causal, float("-inf")))
 
 
-def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int) -> Tensor:
-    """Selective SSM (scalar decay per head) in chunked SSD form, zero initial state.
+def ssd_heads_first(xh: Tensor, dth: Tensor, A: Tensor, Bg: Tensor, Cg: Tensor, chunk_size: int) -> Tensor:
+    """Selective SSM (scalar decay per head) in chunked SSD form, zero initial state, heads-first layout.
 
-    x: (b, l, h, p); dt: (b, l, h) (already softplus'ed, >= 0); A: (h,) (negative);
-    B, C: (b, l, g, n) with h divisible by g. Returns y: (b, l, h, p) without the D skip term.
+    xh: (b, h, l, p); dth: (b, h, l) (softplus'ed, >= 0); A: (h,) (negative); Bg, Cg: (b, g, l, n),
+    heads h = g * (h // g), consecutive heads sharing a group. Returns y: (b, h, l, p) (contiguous),
+    without the D skip term. Heads-first (rather than time-first) makes every chunked view below free
+    and every product a plain batched matmul: on CPU this is ~1.5x faster than a time-first layout.
     """
-    b, length, h, p = x.shape
-    g, n = B.shape[2], B.shape[3]
+    b, h, length, p = xh.shape
+    g, n = Bg.shape[1], Bg.shape[3]
+    rep = h // g
     q = max(1, min(chunk_size, length))  # short sequences use one chunk of their own length
-    nchunks = -(-length // q)
-    pad = nchunks * q - length
+    nc = -(-length // q)
+    pad = nc * q - length
     if pad:
         # dt = 0 on padding: decay exp(0) = 1 and input dt*x*B = 0, so padding changes no state;
         # its outputs are sliced off below.
-        x = F.pad(x, (0, 0, 0, 0, 0, pad))
-        dt = F.pad(dt, (0, 0, 0, pad))
-        B = F.pad(B, (0, 0, 0, 0, 0, pad))
-        C = F.pad(C, (0, 0, 0, 0, 0, pad))
+        xh = F.pad(xh, (0, 0, 0, pad))
+        dth = F.pad(dth, (0, pad))
+        Bg = F.pad(Bg, (0, 0, 0, pad))
+        Cg = F.pad(Cg, (0, 0, 0, pad))
 
-    # Chunked layouts with heads before time, so every product below is a batched matmul.
-    # x*dt: (b, c, h, q, p); log decay cumsum: (b, c, h, q)
-    xdt = (x * dt.unsqueeze(-1)).reshape(b, nchunks, q, h, p).transpose(2, 3)
-    log_a = (dt * A).reshape(b, nchunks, q, h).transpose(2, 3)
-    log_a_cum = torch.cumsum(log_a, dim=-1)
-    Bc = B.reshape(b, nchunks, q, g, n).transpose(2, 3)  # (b, c, g, q, n)
-    Cc = C.reshape(b, nchunks, q, g, n).transpose(2, 3)
-    rep = h // g
+    xdt = (xh * dth.unsqueeze(-1)).contiguous().view(b, h, nc, q, p)
+    log_a_cum = torch.cumsum((dth * A[:, None]).reshape(b, h, nc, q), dim=-1)  # (b, h, c, q)
+    # B/C per group with a broadcast axis for the heads of that group: (b, g, 1, c, q, n)
+    Bc = Bg.reshape(b, g, 1, nc, q, n)
+    Cc = Cg.reshape(b, g, 1, nc, q, n)
 
-    def per_head(t: Tensor) -> Tensor:
-        # (b, c, g, ...) -> (b, c, h, ...): heads of one group share B/C (a view, no copy when g == 1)
-        if g == 1:
-            return t
-        return t.repeat_interleave(rep, dim=2)
+    # 1) within-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) dt_j x_j
+    decay = _segment_decay(log_a_cum).view(b, g, rep, nc, q, q)
+    mixer = ((Cc @ Bc.transpose(-1, -2)) * decay).view(b * h * nc, q, q)
+    if nc == 1:
+        y = mixer @ xdt.view(-1, q, p)
+    else:
+        # 2) state each chunk adds by its end: sum_j exp(cum_last - cum_j) dt_j x_j B_j^T -> (p, n).
+        #    The decay weights B (n wide) rather than x (p wide): 4x less traffic for p=64, n=16.
+        to_end = torch.exp(log_a_cum[..., -1:] - log_a_cum).view(b, g, rep, nc, q, 1)
+        states = xdt.transpose(-1, -2) @ (Bc * to_end).view(b, h, nc, q, n)  # (b, h, c, p, n)
+        # 3) state entering chunk c: sum_{j<c} exp(cum_tot[c-1] - cum_tot[j]) states_j, one small
+        #    (c x c) strictly-lower matmul over chunk totals instead of a loop over chunks.
+        cum_totals = torch.cumsum(log_a_cum[..., -1], dim=-1)  # (b, h, c)
+        # rows shifted down by one: row c <- row c-1 of the segment decay, row 0 <- 0
+        chunk_decay = F.pad(_segment_decay(cum_totals), (0, 0, 1, 0))[..., :-1, :]
+        entering = (chunk_decay @ states.view(b, h, nc, p * n)).view(b, h, nc, p, n)
+        # 4) entering state read out at step i: exp(cum_i) C_i . S (decay folded into C, n wide)
+        c_w = (Cc * torch.exp(log_a_cum).view(b, g, rep, nc, q, 1)).view(b, h, nc, q, n)
+        y_prev = (c_w @ entering.transpose(-1, -2)).view(-1, q, p)
+        y = torch.baddbmm(y_prev, mixer, xdt.view(-1, q, p))
+    y = y.view(b, h, nc * q, p)
+    return y[:, :, :length] if pad else y
 
-    # 1) within-chunk outputs: (C_i . B_j) * L[i, j] applied to dt_j x_j
-    cb = per_head(Cc @ Bc.transpose(-1, -2))  # (b, c, h|1, q, q)
-    y = (cb * _segment_decay(log_a_cum)) @ xdt  # (b, c, h, q, p)
 
-    if nchunks > 1:
-        # 2) state each chunk adds at its end: sum_j exp(cum[last] - cum[j]) dt_j x_j B_j^T -> (p, n)
-        decay_to_end = torch.exp(log_a_cum[..., -1:] - log_a_cum)  # (b, c, h, q)
-        states = (xdt * decay_to_end.unsqueeze(-1)).transpose(-1, -2) @ per_head(Bc)  # (b,c,h,p,n)
-        # 3) state entering chunk c: sum_{j<c} exp(total_{j+1} + ... + total_{c-1}) states_j,
-        #    a (c x c) strictly-lower decay matrix over chunk totals (no loop over chunks).
-        totals = log_a_cum[..., -1].transpose(1, 2)  # (b, h, c)
-        cum_totals = torch.cumsum(totals, dim=-1)
-        # exp(cum[c-1] - cum[j]) for j <= c-1  ==  segment decay shifted by one chunk
-        chunk_decay = _segment_decay(cum_totals)  # (b, h, c, c): [i, j] = exp(cum[i] - cum[j]), i >= j
-        chunk_decay = F.pad(chunk_decay, (0, 0, 1, 0))[..., :-1, :]  # row c <- row c-1, row 0 = 0
-        flat = states.transpose(1, 2).reshape(b, h, nchunks, p * n)
-        entering = (chunk_decay @ flat).view(b, h, nchunks, p, n).transpose(1, 2)  # (b, c, h, p, n)
-        # 4) contribution of the entering state: exp(cum[i]) * C_i . S
-        y = y + (per_head(Cc) @ entering.transpose(-1, -2)) * torch.exp(log_a_cum).unsqueeze(-1)
-
-    y = y.transpose(2, 3).reshape(b, nchunks * q, h, p)
-    return y[:, :length] if pad else y
+def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int) -> Tensor:
+    """Time-first convenience wrapper: x (b, l, h, p), dt (b, l, h), B/C (b, l, g, n) -> y (b, l, h, p)."""
+    y = ssd_heads_first(
+        x.permute(0, 2, 1, 3), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), chunk_size
+    )
+    return y.transpose(1, 2)
 
 
 class RMSNormGated(nn.Module):
@@ -120,10 +122,11 @@ class RMSNormGated(nn.Module):
 
     def forward(self, y: Tensor, z: Tensor) -> Tensor:
         y = y * F.silu(z)
+        if self.group_size == y.shape[-1]:
+            return F.rms_norm(y, (self.group_size,), self.weight, self.eps)  # one fused kernel
         shape = y.shape
         grouped = y.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
-        normed = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.view(shape) * self.weight
+        return F.rms_norm(grouped, (self.group_size,), None, self.eps).view(shape) * self.weight
 
 
 class Mamba2Torch(nn.Module):
@@ -178,22 +181,17 @@ class Mamba2Torch(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         b, length, _ = u.shape
-        z, xbc, dt = torch.split(
-            self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], dim=-1
-        )
-        # Depthwise causal conv: pad d_conv-1 both sides (nn.Conv1d) and keep the first `length`.
-        xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2))
-        gn = self.ngroups * self.d_state
-        x, B, C = torch.split(xbc, [self.d_inner, gn, gn], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)
+        h, p, g, n = self.nheads, self.headdim, self.ngroups, self.d_state
+        z, xbc, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        # Depthwise causal conv: nn.Conv1d pads d_conv-1 on both sides; keep the first `length`.
+        # Stay channels-first afterwards: x is then (b, h, p, l) and B/C (b, g, n, l) as free views.
+        xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :length])
+        xh = xbc[:, : self.d_inner].view(b, h, p, length).transpose(-1, -2)  # (b, h, l, p)
+        Bg = xbc[:, self.d_inner : self.d_inner + g * n].view(b, g, n, length).transpose(-1, -2)
+        Cg = xbc[:, self.d_inner + g * n :].view(b, g, n, length).transpose(-1, -2)
+        dth = F.softplus(dt + self.dt_bias).transpose(1, 2)  # (b, h, l)
         A = -torch.exp(self.A_log)
-        x = x.reshape(b, length, self.nheads, self.headdim)
-        y = ssd_scan(
-            x, dt, A,
-            B.reshape(b, length, self.ngroups, self.d_state),
-            C.reshape(b, length, self.ngroups, self.d_state),
-            self.chunk_size,
-        )
-        y = y + x * self.D[:, None]
-        y = self.norm(y.reshape(b, length, self.d_inner), z)
-        return self.out_proj(y)
+        y = ssd_heads_first(xh, dth, A, Bg, Cg, self.chunk_size)
+        y = torch.addcmul(y, xh, self.D[:, None, None])  # skip term D * x
+        y = y.transpose(1, 2).reshape(b, length, self.d_inner)
+        return self.out_proj(self.norm(y, z))

@@ -26,11 +26,9 @@ from typing import Any
 
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_text
-from szflow.remote.store import blob_path, iter_files, run_dir, sha256_file
+from szflow.remote.store import JOB_VERSION, blob_path, iter_files, run_dir, sha256_file
 
 log = logging.getLogger("szflow.remote")
-
-JOB_VERSION = 1
 
 
 def _noop() -> None:
@@ -120,7 +118,7 @@ class ResumeSync:
         while not self._stop.wait(self.interval_s):
             try:
                 self.sync_once()
-            except Exception as exc:  # a failed sync must not kill training; the next one retries
+            except Exception as exc:  # noqa: BLE001 - a failed sync must not kill training; the next retries
                 log.warning("resume sync failed: %s", exc)
 
     def stop(self) -> None:

@@ -52,8 +52,8 @@ class DistInfo:
 
 def dist_info() -> DistInfo:
     """Rank and world size from the environment torchrun sets (1 process when absent)."""
-    return DistInfo(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                    world_size=int(os.environ.get("WORLD_SIZE", 1)))
+    return DistInfo(rank=int(os.environ.get("RANK", "0")), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                    world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def init_distributed(backend: str | None = None) -> DistInfo:
@@ -118,7 +118,7 @@ def run_distributed(function: str, params: Params, workdir: Path, nproc: int) ->
     params_file.write_text(params.model_dump_json(), encoding="utf-8")
     result_file = workdir / RESULT_FILE
     result_file.unlink(missing_ok=True)
-    proc = subprocess.run(torchrun_command(function, params_file, workdir, nproc), cwd=workdir)
+    proc = subprocess.run(torchrun_command(function, params_file, workdir, nproc), cwd=workdir, check=False)
     if proc.returncode != 0:
         raise SzflowError(f"distributed run of {function} on {nproc} processes failed (exit {proc.returncode})")
     try:

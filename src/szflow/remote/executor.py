@@ -9,6 +9,7 @@ pieces behind small interfaces differ:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from szflow.errors import SzflowError
-from szflow.remote.container import JOB_VERSION
 from szflow.remote.credentials import require_modal_token
-from szflow.remote.stages import StageSpec, get_stage
+from szflow.remote.stages import StageSpec, get_stage, stage_paths
 from szflow.remote.store import (
+    JOB_VERSION,
     HashCache,
     LoopbackVolumeStore,
     VolumeStore,
@@ -114,8 +115,9 @@ class LoopbackRunner:
         return env
 
     def run(self, job: dict) -> dict:
-        work_root = self.work_root or Path(tempfile.mkdtemp(prefix="szflow-loopback-work-"))
-        with tempfile.TemporaryDirectory(prefix="szflow-job-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="szflow-loopback-") as tmp:
+            # Like a container's local disk: the workdir is gone after the run unless asked to keep it.
+            work_root = self.work_root or Path(tmp) / "work"
             job_file = Path(tmp) / "job.json"
             job_file.write_text(json.dumps(job), encoding="utf-8")
             cmd = [sys.executable, "-m", "szflow.remote.container", "--volume", str(self.volume_root),
@@ -123,7 +125,7 @@ class LoopbackRunner:
                    "--sync-interval", str(self.sync_interval_s)]
             for attempt in range(self.retries + 1):
                 self.attempts += 1
-                proc = subprocess.run(cmd, env=self._env(), capture_output=True, text=True,
+                proc = subprocess.run(cmd, env=self._env(), capture_output=True, text=True, check=False,
                                       timeout=self.timeout_s)
                 self.logs.append(proc.stdout + proc.stderr)
                 if proc.returncode == 0:
@@ -137,13 +139,41 @@ class LoopbackRunner:
         return json.loads(result_file.read_text(encoding="utf-8"))
 
 
-def build_job(spec: StageSpec, params: Params, inputs: list[dict], outputs: Sequence[Path]) -> dict:
-    from szflow.remote.modal_app import job_fingerprint
+def code_fingerprint(function: str) -> str:
+    """sha256 of the szflow sources (what the image runs) and of the stage function's module when
+    it lives elsewhere. Part of the job key: changed code must never be answered with the outputs
+    of an earlier run that is still on the volume."""
+    import importlib.util
 
+    import szflow
+
+    package = Path(szflow.__file__).resolve().parent
+    # Names relative to the package, so the key is the same on every machine with the same code.
+    files = {p.relative_to(package.parent).as_posix(): p for p in sorted(package.rglob("*.py"))}
+    spec = importlib.util.find_spec(function.partition(":")[0])
+    if spec is not None and spec.origin and Path(spec.origin).suffix == ".py":
+        origin = Path(spec.origin).resolve()
+        if package not in origin.parents:
+            files[f"<{spec.name}>"] = origin
+    digest = hashlib.sha256()
+    for name, file in files.items():
+        digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def job_fingerprint(job: dict) -> str:
+    """Stable key of a job: stage, function, code, params and input contents."""
+    payload = {k: job[k] for k in ("version", "stage", "function", "code", "params", "inputs", "outputs")}
+    payload["params"] = {k: v for k, v in job["params"].items() if k != "root"}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def build_job(spec: StageSpec, params: Params, inputs: list[dict], outputs: Sequence[Path]) -> dict:
     job = {
         "version": JOB_VERSION,
         "stage": spec.name,
         "function": spec.function,
+        "code": code_fingerprint(spec.function),
         # Params hold no secrets (keys come from the environment / Modal Secrets only).
         "params": params.model_dump(mode="json"),
         "inputs": inputs,
@@ -155,14 +185,17 @@ def build_job(spec: StageSpec, params: Params, inputs: list[dict], outputs: Sequ
     return job
 
 
-def download_outputs(store: VolumeStore, result: dict, outputs: Sequence[Path], workdir: Path) -> int:
+def download_outputs(store: VolumeStore, result: dict, outputs: Sequence[Path], workdir: Path,
+                     extra: dict[str, dict[str, bytes]] | None = None) -> int:
     """Bring every output into its DVC path, all or nothing.
 
     Phase 1 downloads each output into a hidden temp file/folder beside its destination and checks
     its sha256; only when every output is complete does phase 2 rename them into place (old ones
     are moved aside first and restored if a rename fails). A failure at any point removes the temp
-    files and leaves the previous outputs as they were.
+    files and leaves the previous outputs as they were. `extra` adds small files the client made
+    itself to a folder output ({output: {name: bytes}}), swapped in with the rest.
     """
+    extra = extra or {}
     staged: list[tuple[Path, Path]] = []  # (temp, destination)
     count = 0
     try:
@@ -187,6 +220,8 @@ def download_outputs(store: VolumeStore, result: dict, outputs: Sequence[Path], 
                 store.get(entry["volume_path"], target)
                 check_digest(target, entry["sha256"], entry["path"])
                 count += 1
+            for name, data in extra.get(key, {}).items():
+                (tmp / name).write_bytes(data)
         _swap_into_place(staged)
         staged = []
     finally:
@@ -273,11 +308,10 @@ class ModalExecutor(RemoteExecutor):
     error comes within milliseconds and the workspace is untouched (nothing hashed or written)."""
 
     def __init__(self, workdir: str | Path = ".", params: Params | None = None):
-        self.workdir = Path(workdir)
+        # Store and runner are built in _prepare, after the token check: building them is cheap,
+        # but nothing Modal-related should happen before the user is told a token is missing.
+        super().__init__(workdir, store=None, runner=None)  # type: ignore[arg-type]
         self._params = params
-        self.store = None  # type: ignore[assignment]
-        self.runner = None  # type: ignore[assignment]
-        self.last = TransferStats()
 
     def _prepare(self) -> None:
         require_modal_token()
@@ -312,5 +346,5 @@ def get_executor(params: Params, workdir: str | Path = ".") -> Executor:
 
 def run_stage(stage: str, params: Params, workdir: str | Path = Path(".")) -> dict:
     """Run a GPU stage with the executor of the active profile. Called by stages/{train,dev,eval}.py."""
-    inputs, outputs = (list(map(Path, get_stage(stage).inputs)), list(map(Path, get_stage(stage).outputs)))
+    inputs, outputs = stage_paths(stage)
     return get_executor(params, workdir).run(stage, inputs, outputs, params)

@@ -10,14 +10,15 @@ their bodies only import `szflow` (added to the image as local source) and call
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from szflow.errors import ConfigError, SzflowError
+from szflow.remote.credentials import require_modal_token
 from szflow.remote.stages import GPU_STAGES, PREPROCESS_OUTPUT, PREPROCESS_RECORDING_FUNCTION
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ RESUME_SYNC_S = 60.0
 # matching the installed torch, and compiles with the devel image's nvcc only if none matches.
 IMAGE_SPEC: dict[str, Any] = {
     "base": "nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04",
-    "python": "3.11",
+    # cloudpickle (serialized functions) needs the client's Python minor version in the image.
+    "python": f"{sys.version_info.major}.{sys.version_info.minor}",
     "torch": "torch==2.6.0",
     "torch_index": "https://download.pytorch.org/whl/cu124",
     "build_tools": ["packaging", "ninja", "wheel", "setuptools>=68"],
@@ -109,7 +111,7 @@ def function_settings(params: Params) -> dict[str, FunctionSettings]:
     if hardware.timeout_s > MODAL_MAX_TIMEOUT_S:
         raise ConfigError(
             f"params/{params.hw}.yaml: key 'hardware.timeout_s': {hardware.timeout_s} exceeds Modal's "
-            f"limit of {MODAL_MAX_TIMEOUT_S} s (a longer training resumes from last.pt after a retry)"
+            f"limit of {MODAL_MAX_TIMEOUT_S} s (a longer training resumes from last.pt on the volume when the stage is run again)"
         )
     wandb = (WANDB_SECRET,) if hardware.wandb_mode != "disabled" else ()
     settings = {}
@@ -150,30 +152,37 @@ def stage_entry(job: dict) -> dict:
                    sync_interval_s=RESUME_SYNC_S)
 
 
-def list_recordings_entry(split: str) -> list[str]:
-    """EDF paths (relative to the bucket mount) of one split, sorted."""
-    root = Path(BUCKET_MOUNT) / "edf" / split
-    return sorted(p.relative_to(BUCKET_MOUNT).as_posix() for p in root.rglob("*.edf"))
-
-
-def preprocess_entry(item: dict) -> dict:
-    """Preprocess one recording from the bucket into the volume (`.map` fans this out)."""
-    import modal
-
+def list_recordings_entry(item: dict) -> dict:
+    """Preprocessing jobs for every recording in the mounted bucket (listing needs the mount)."""
     from szflow.config import Params
-    from szflow.remote.stages import resolve_function
+    from szflow.data.discover import discover_corpus
+    from szflow.signal import pipeline
 
     params = Params.model_validate(item["params"])
-    out_dir = Path(VOLUME_MOUNT) / item["out_prefix"] / Path(item["edf"]).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fn = resolve_function(PREPROCESS_RECORDING_FUNCTION)
-    try:
-        result = fn(Path(BUCKET_MOUNT) / item["edf"], out_dir, params)
-    except SzflowError as exc:
-        # A bad file is reported and skipped, never fatal for the whole map (DESIGN §3, §5).
-        return {"edf": item["edf"], "ok": False, "error": str(exc)}
-    modal.Volume.from_name(VOLUME_NAME).commit()
-    return {"edf": item["edf"], "ok": True, "result": result}
+    table = discover_corpus(BUCKET_MOUNT, source=params.data.source)
+    # Outputs go to the volume under a prefix keyed by the preprocess params: a re-run with the
+    # same params finds finished recordings there and skips them (process_recording resumes).
+    jobs, failed = pipeline._jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
+                                  params.section_hash("preprocess"))
+    return {"jobs": jobs, "failed": [result.row() for result in failed]}
+
+
+def preprocess_entry(job: Any) -> dict:
+    """Preprocess one recording (a `RecordingJob`) from the bucket into the volume."""
+    import modal
+
+    from szflow.remote.stages import resolve_function
+    from szflow.remote.store import sha256_file
+
+    result = resolve_function(PREPROCESS_RECORDING_FUNCTION)(job)
+    files = []
+    if result.status == "ok":
+        for path in (job.signal_path, job.meta_path):
+            files.append({"path": f"{PREPROCESS_OUTPUT}/{job.split}/{path.name}",
+                          "volume_path": path.relative_to(VOLUME_MOUNT).as_posix(),
+                          "sha256": sha256_file(path), "size": path.stat().st_size})
+        modal.Volume.from_name(VOLUME_NAME).commit()
+    return {"row": result.row(), "files": files}
 
 
 _ENTRIES = {"gpu-stage": stage_entry, "cpu": list_recordings_entry, "cpu-map": preprocess_entry}
@@ -243,10 +252,11 @@ def build_app(params: Params) -> RemoteApp:
         volumes: dict[str, Any] = {VOLUME_MOUNT: volume}
         if BUCKET_MOUNT in setting.volumes:
             volumes[BUCKET_MOUNT] = bucket
-        kwargs: dict[str, Any] = dict(
-            image=image, cpu=setting.cpu, memory=setting.memory_mb, timeout=setting.timeout_s,
-            volumes=volumes, secrets=[secrets[s] for s in setting.secrets], name=name, serialized=True,
-        )
+        kwargs: dict[str, Any] = {
+            "image": image, "cpu": setting.cpu, "memory": setting.memory_mb, "timeout": setting.timeout_s,
+            "volumes": volumes, "secrets": [secrets[s] for s in setting.secrets], "name": name,
+            "serialized": True,
+        }
         if setting.gpu:
             kwargs["gpu"] = setting.gpu
         retries = build_retries(setting.retries)
@@ -273,31 +283,27 @@ class ModalRunner:
     def run(self, job: dict) -> dict:
         import modal
 
+        from szflow.io_utils import atomic_write_json
+
         record = self.calls_dir / f"{job['stage']}-{job['run_key']}.json"
         fn = self.remote.stage_function(job["stage"])
         with modal.enable_output(), self.remote.app.run(detach=True):
-            call = None
             if record.is_file():
                 try:
                     call = modal.FunctionCall.from_id(json.loads(record.read_text())["call_id"])
-                    log.info("re-attaching to running Modal call for %s", job["stage"])
-                except Exception:  # expired or unknown call: start a fresh one
-                    call = None
-            if call is None:
-                call = fn.spawn(job)
-                from szflow.io_utils import atomic_write_json
-
-                atomic_write_json(record, {"call_id": call.object_id})
+                    log.info("re-attaching to the Modal call already running for %s", job["stage"])
+                    result = call.get()
+                except Exception as exc:  # noqa: BLE001 - failed, expired or unknown: start afresh
+                    log.info("earlier Modal call for %s is not usable (%s): starting a new one",
+                             job["stage"], type(exc).__name__)
+                else:
+                    record.unlink(missing_ok=True)
+                    return result
+            call = fn.spawn(job)
+            atomic_write_json(record, {"call_id": call.object_id})
             result = call.get()
         record.unlink(missing_ok=True)
         return result
-
-
-def job_fingerprint(job: dict) -> str:
-    """Stable key of a job: stage, function, params and input contents."""
-    payload = {k: job[k] for k in ("stage", "function", "params", "inputs", "outputs")}
-    payload["params"] = {k: v for k, v in job["params"].items() if k != "root"}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def preprocess_plan_entry(params: Params) -> dict | None:
@@ -312,3 +318,53 @@ def preprocess_plan_entry(params: Params) -> dict | None:
         "core_function": PREPROCESS_RECORDING_FUNCTION,
         "download": [PREPROCESS_OUTPUT],
     }
+
+
+def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
+    """Preprocess every recording of the S3 corpus on Modal CPU containers (`.map`), then download
+    data/preprocess (signals, metadata, report.csv, manifest.json) into place atomically.
+
+    Same outputs and failure rule as `szflow.signal.pipeline.run_preprocess`, which runs when the
+    corpus is on local disk."""
+    import modal
+    import pandas as pd
+
+    from szflow.remote.executor import download_outputs
+    from szflow.remote.store import ModalVolumeStore
+    from szflow.signal import pipeline
+
+    require_modal_token()
+    remote = build_app(params)
+    if remote.bucket is None:
+        raise SzflowError(f"data.root {params.data.root!r} is not an s3:// bucket: preprocess runs locally")
+    prefix = f"preprocess/{params.section_hash('preprocess')}"
+    request = {"params": params.model_dump(mode="json"), "out_prefix": prefix}
+    with modal.enable_output(), remote.app.run():
+        listing = remote.functions["list_recordings"].remote(request)
+        results = list(remote.functions["preprocess_recording"].map(listing["jobs"], return_exceptions=True))
+    rows, files = list(listing["failed"]), []
+    for job, result in zip(listing["jobs"], results):
+        if isinstance(result, dict):
+            rows.append(result["row"])
+            files.extend(result["files"])
+        else:  # the container itself died (out of memory, timeout after the retries)
+            rows.append(pipeline._failed(job, f"container failed: {type(result).__name__}: {result}").row())
+    report = pd.DataFrame(rows, columns=pipeline.REPORT_COLUMNS)
+    report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
+    n_ok = int((report["status"] == "ok").sum())
+    manifest = {
+        "format_version": pipeline.FORMAT_VERSION, "params_hash": params.section_hash("preprocess"),
+        "preprocess": params.preprocess.model_dump(mode="json"),
+        "sample_rate_hz": float(params.preprocess.sample_rate_hz), "layout": pipeline.LAYOUT,
+        "recordings_ok": n_ok, "recordings_failed": len(report) - n_ok,
+    }
+    extra = {pipeline.REPORT_NAME: report.to_csv(index=False).encode(),
+             pipeline.MANIFEST_NAME: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()}
+    result = {"outputs": {PREPROCESS_OUTPUT: files}}
+    download_outputs(ModalVolumeStore(remote.volume), result, [Path(PREPROCESS_OUTPUT)], Path(workdir),
+                     extra={PREPROCESS_OUTPUT: extra})
+    out_dir = Path(workdir) / PREPROCESS_OUTPUT
+    message = pipeline.failure_message(report, params.preprocess.max_failed_fraction, out_dir / pipeline.REPORT_NAME)
+    if message:
+        raise pipeline.TooManyFailuresError(message)
+    return {"recordings": len(report), "preprocessed": n_ok, "failed": len(report) - n_ok}

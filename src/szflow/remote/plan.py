@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from szflow.errors import SzflowError
 from szflow.remote.credentials import modal_token_status
 from szflow.remote.stages import GPU_STAGES
 from szflow.remote.store import HashCache, iter_files
@@ -156,7 +155,7 @@ def check_remote(params: Params, reach_volume: bool = True) -> list[tuple[str, b
         summary = ", ".join(f"{s.name} ({s.gpu or 'cpu'}, {s.cpu:g} CPU, {s.timeout_s} s)"
                             for s in remote.settings.values())
         checks.append(("app builds", True, f"app {remote.app.name}: {summary}"))
-    except (SzflowError, Exception) as exc:  # any construction error is the message we want to show
+    except Exception as exc:  # noqa: BLE001 - any construction error is the message to show
         checks.append(("app builds", False, f"{type(exc).__name__}: {exc}"))
     if not status.present:
         checks.append(("volume reachable", False, "skipped: needs a Modal token"))
@@ -167,6 +166,6 @@ def check_remote(params: Params, reach_volume: bool = True) -> list[tuple[str, b
             remote.volume.hydrate()
             remote.volume.listdir("/")
             checks.append(("volume reachable", True, f"volume {remote.volume.name} reachable"))
-        except Exception as exc:  # network, auth or workspace errors: report, never raise
+        except Exception as exc:  # noqa: BLE001 - network, auth or workspace errors: report, never raise
             checks.append(("volume reachable", False, f"{type(exc).__name__}: {exc}"))
     return checks

@@ -101,9 +101,9 @@ GPU_STAGES: dict[str, StageSpec] = {
 }
 
 # Scale-out of preprocessing over recordings (CPU containers, Modal `.map`); only used when the
-# corpus lives in a cloud bucket. The per-recording core function must have the signature
-# `fn(edf_path: Path, out_dir: Path, params) -> dict` (see docs/modal.md).
-PREPROCESS_RECORDING_FUNCTION = "szflow.signal.pipeline:preprocess_recording"
+# corpus lives in a cloud bucket. `process_recording(job: RecordingJob) -> JobResult` never raises
+# for a bad file, so one broken recording cannot fail the map.
+PREPROCESS_RECORDING_FUNCTION = "szflow.signal.pipeline:process_recording"
 PREPROCESS_OUTPUT = "data/preprocess"
 
 # Extra specs registered at run time (tests register a dummy stage here).

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
 
+# The job format shared by the client and the container image; a mismatch is refused.
+JOB_VERSION = 1
 _CHUNK = 8 << 20
 # Hashes of big local files, keyed by (size, mtime_ns) so a 30 GB cache is hashed once per change.
 # `.dvc/tmp` is git-ignored in a DVC repo.
@@ -78,7 +80,8 @@ class HashCache:
         return digest
 
     def save(self) -> None:
-        if self._dirty:
+        # Only inside a DVC project: creating .dvc/ elsewhere would make a folder look like one.
+        if self._dirty and (self.workdir / ".dvc").is_dir():
             atomic_write_json(self.path, self._entries)
             self._dirty = False
 

@@ -65,7 +65,8 @@ def prepare(recordings: Iterable[RecordingEvents]) -> list[PreparedRecording]:
     for rec in recordings:
         duration = float(rec.duration_s)
         if not (math.isfinite(duration) and duration >= 0):
-            raise SzflowError(f"recording {rec.recording_id}: duration {rec.duration_s!r} is not a number >= 0")
+            raise SzflowError(
+                f"recording {rec.recording_id}: duration {rec.duration_s!r} is not a number >= 0")
         prepared.append(PreparedRecording(
             recording_id=str(rec.recording_id), duration_s=duration,
             reference=clean_intervals(rec.reference, duration, f"recording {rec.recording_id} reference"),

@@ -82,11 +82,14 @@ def _overlap_any(q_rec, q_start, q_stop, rec, start, stop) -> np.ndarray:
 
 
 def ovlp_arrays(ref: tuple[np.ndarray, np.ndarray, np.ndarray],
-                hyp: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[int, int, int]:
+                hyp: tuple[np.ndarray, np.ndarray, np.ndarray],
+                ref_union: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                hyp_disjoint: bool = False) -> tuple[int, int, int]:
     """(hits, misses, false alarms) of corpus-wide interval arrays (recording, start, stop), each
-    sorted by (recording, start). Vectorised: one call scores a whole corpus or a sweep row."""
-    hits_mask = _overlap_any(*ref, *_union(*hyp))
-    fa_mask = ~_overlap_any(*hyp, *_union(*ref))
+    sorted by (recording, start). Vectorised: one call scores a whole corpus or a sweep row.
+    A sweep passes the references' union once, and says its hypotheses are already disjoint."""
+    hits_mask = _overlap_any(*ref, *(hyp if hyp_disjoint else _union(*hyp)))
+    fa_mask = ~_overlap_any(*hyp, *(ref_union if ref_union is not None else _union(*ref)))
     hits = int(hits_mask.sum())
     return hits, int(ref[0].size) - hits, int(fa_mask.sum())
 
@@ -98,7 +101,7 @@ def ovlp_counts(reference: list[Interval], hypothesis: list[Interval]) -> tuple[
     return hits, len(reference) - hits, fas
 
 
-def _result(targets: int | float, tp, fn, fp, duration_s: float) -> dict:
+def _result(targets: float, tp, fn, fp, duration_s: float) -> dict:
     return {
         "targets": targets,
         "tp": tp,
@@ -149,7 +152,8 @@ def taes_counts(reference: list[Interval], hypothesis: list[Interval]) -> tuple[
     reaches the end of its reference is scored against it alone, and every later reference it also
     overlaps is a full miss. A reference that outlasts the hypothesis collects the partial hits and
     false alarms of every later hypothesis overlapping it. Unused references are misses, unused
-    hypotheses false alarms.
+    hypotheses false alarms. The used-flags are checked everywhere, so overlapping intervals
+    (impossible in a timeline file) are never counted twice.
     """
     if not reference:
         return 0.0, 0.0, float(len(hypothesis))
@@ -171,13 +175,13 @@ def taes_counts(reference: list[Interval], hypothesis: list[Interval]) -> tuple[
                 miss += 1.0 - part_hit
                 fa += part_fa
                 for k in range(i + 1, len(reference)):
-                    if _overlaps(reference[k], hyp):
+                    if not ref_used[k] and _overlaps(reference[k], hyp):
                         miss += 1.0
                         ref_used[k] = True
             else:
                 ref_hit, ref_fa = part_hit, part_fa
                 for m in range(j + 1, len(hypothesis)):
-                    if _overlaps(ref, hypothesis[m]):
+                    if not hyp_used[m] and _overlaps(ref, hypothesis[m]):
                         more_hit, more_fa = _partial(ref, hypothesis[m])
                         ref_hit += more_hit
                         ref_fa += more_fa
@@ -185,6 +189,9 @@ def taes_counts(reference: list[Interval], hypothesis: list[Interval]) -> tuple[
                 hit += ref_hit
                 miss += 1.0 - ref_hit
                 fa += ref_fa
+            # This reference is scored. (Hypotheses from a timeline file never overlap each other,
+            # so for them this changes nothing; overlapping ones are not scored twice against it.)
+            break
     miss += sum(1.0 for used in ref_used if not used)
     fa += sum(1.0 for used in hyp_used if not used)
     return hit, miss, fa

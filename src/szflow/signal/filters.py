@@ -10,7 +10,6 @@ from scipy.signal import butter, iirnotch, sosfiltfilt, tf2sos
 from szflow.errors import ConfigError
 
 
-@lru_cache(maxsize=32)
 def design_filter(
     sample_rate_hz: float,
     bandpass_hz: tuple[float, float],
@@ -20,13 +19,21 @@ def design_filter(
 ) -> np.ndarray:
     """One SOS cascade: Butterworth band-pass of `order` (2*order poles) then an optional notch.
 
-    Designed once per setting (cached) and returned as a read-only float32 array, so that
+    Designed once per setting (cached; the caller gets its own small copy, since scipy's filter
+    kernel refuses read-only coefficients) and returned as float32, so that
     `sosfiltfilt` runs in float32: scipy computes in the common dtype of the coefficients and the
     signal, and float64 coefficients would double the cost and the memory of every recording.
     float32 is accurate enough here: the lowest pole (0.5 Hz at 256 Hz) sits ~0.012 inside the unit
     circle, far above float32 resolution; the filtered signal differs from a float64 run by ~1e-4
     of its range, below the float16 resolution the cache stores.
     """
+    return _design(float(sample_rate_hz), tuple(map(float, bandpass_hz)), int(order),
+                   None if notch_hz is None else float(notch_hz), float(notch_quality)).copy()
+
+
+@lru_cache(maxsize=32)
+def _design(sample_rate_hz: float, bandpass_hz: tuple[float, float], order: int, notch_hz: float | None,
+            notch_quality: float) -> np.ndarray:
     nyquist = sample_rate_hz / 2
     low, high = bandpass_hz
     if not 0 < low < high < nyquist:
@@ -40,9 +47,7 @@ def design_filter(
             raise ConfigError(f"preprocess.notch_hz {notch_hz:g} must lie in (0, {nyquist:g}) Hz")
         b, a = iirnotch(notch_hz, notch_quality, fs=sample_rate_hz)
         sections.append(tf2sos(b, a))
-    sos = np.vstack(sections).astype(np.float32)
-    sos.flags.writeable = False  # shared by every call through the cache
-    return sos
+    return np.vstack(sections).astype(np.float32)
 
 
 def min_filter_length(sos: np.ndarray) -> int:

@@ -112,7 +112,7 @@ def muscle_bursts(rng: np.random.Generator, v: np.ndarray, fs: float, rate: floa
         t = np.arange(m) / fs
         edge = smoothstep(t / 0.15) * smoothstep((length - t) / 0.15)
         flicker = 1.0 + 0.4 * slow_envelope(rng, m, fs, 3.0)[0]
-        envelope = (np.float32(rng.uniform(8.0, 45.0)) * edge * np.clip(flicker, 0.2, None)).astype(np.float32)
+        envelope = (np.float32(rng.uniform(5.0, 30.0)) * edge * np.clip(flicker, 0.2, None)).astype(np.float32)
         v[:, a:a + m] += emg * _MUSCLE[side][:, None] * envelope
         spans.append(("muscle", start, start + length))
     return spans

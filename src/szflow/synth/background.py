@@ -41,33 +41,44 @@ _RIGHT = (XY[:, 0] > 0.05).astype(np.float32)
 
 
 def background(rng: np.random.Generator, n: int, fs: float, traits: PatientTraits) -> np.ndarray:
-    """(len(SITES), n) float32 microvolts: the scalp potential of a resting, awake-to-drowsy patient."""
-    sites = len(SITES)
-    field = MIXING @ shaped_noise(rng, sites, n, fs, pink(traits.exponent))
-    site_gain = rng.uniform(0.85, 1.15, size=(sites, 1)).astype(np.float32)
-    # Vigilance drifts over tens of seconds: overall amplitude follows, a little.
-    level = 1.0 + 0.12 * slow_envelope(rng, n, fs, 1.0 / 40.0)[0]
-    out = field * (site_gain * traits.background_uv) * level
+    """(len(SITES), n) float32 microvolts: the scalp potential of a resting, awake-to-drowsy patient.
 
-    # Alpha: blocked when the eyes are open (envelope near 0.15), full when closed.
+    Every component is a few source series times a spatial pattern, so the whole field is one
+    matrix product (sites x sources) @ (sources x samples).
+    """
+    sites = len(SITES)
+    site_gain = rng.uniform(0.85, 1.15, size=(sites, 1)).astype(np.float32)
+    pink_field = MIXING * (site_gain * np.float32(traits.background_uv))
+    sources = [shaped_noise(rng, sites, n, fs, pink(traits.exponent))]
+    # Vigilance drifts over tens of seconds: overall amplitude follows, a little.
+    sources[0] *= 1.0 + 0.12 * slow_envelope(rng, n, fs, 1.0 / 40.0)[0]
+
+    # Alpha: two generators, left and right, coherent but not identical; blocked when the eyes
+    # are open (envelope near 0.15), full when closed.
     alpha = shaped_noise(rng, 2, n, fs, peak(traits.alpha_hz, 0.35))
-    right = 0.85 * alpha[0] + 0.53 * alpha[1]
     eyes = slow_envelope(rng, n, fs, 1.0 / 25.0)[0]
     closed = 0.15 + 0.85 * smoothstep(0.5 + 0.9 * eyes)
+    alpha *= closed
+    sources.append(alpha)
     weights = _site_weights(_ALPHA_WEIGHTS, 0.05) * np.float32(traits.alpha_uv)
     midline = 1.0 - _LEFT - _RIGHT
-    posterior = (np.outer(weights * _LEFT, alpha[0]) + np.outer(weights * _RIGHT, right)
-                 + np.outer(weights * midline, 0.5 * (alpha[0] + right)))
-    out += posterior * closed
+    alpha_field = np.stack([
+        weights * (_LEFT + 0.85 * _RIGHT + 0.925 * midline),
+        weights * (0.53 * _RIGHT + 0.265 * midline),
+    ], axis=1)
 
-    beta = shaped_noise(rng, 1, n, fs, peak(20.0, 4.0))[0]
-    out += np.outer(_site_weights(_BETA_WEIGHTS, 0.3) * np.float32(rng.uniform(1.5, 3.5)), beta)
+    sources.append(shaped_noise(rng, 1, n, fs, peak(20.0, 4.0)))
+    beta_field = (_site_weights(_BETA_WEIGHTS, 0.3) * np.float32(rng.uniform(1.5, 3.5)))[:, None]
 
-    # Drowsiness: where alpha fades, diffuse theta grows.
-    theta = MIXING @ shaped_noise(rng, sites, n, fs, peak(5.5, 1.0))
-    drowsy = np.float32(rng.uniform(3.0, 8.0)) * np.clip(0.6 - closed, 0.0, None)
-    out += theta * drowsy
-    return out.astype(np.float32, copy=False)
+    # Drowsiness: where alpha fades, diffuse theta grows; a few broad generators are enough.
+    centers = rng.integers(0, sites, size=4)
+    theta_field = np.exp(-((DISTANCE[:, centers] / 0.9) ** 2)).astype(np.float32)
+    theta = shaped_noise(rng, 4, n, fs, peak(5.5, 1.0))
+    theta *= np.float32(rng.uniform(3.0, 8.0)) * np.clip(0.6 - closed, 0.0, None)
+    sources.append(theta)
+
+    mixing = np.concatenate([pink_field, alpha_field, beta_field, theta_field], axis=1).astype(np.float32)
+    return mixing @ np.concatenate(sources, axis=0)
 
 
 def site(name: str) -> int:

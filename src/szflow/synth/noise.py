@@ -21,10 +21,16 @@ def shaped_noise(rng: np.random.Generator, rows: int, n: int, fs: float,
     freqs = np.fft.rfftfreq(n_fft, 1.0 / fs)
     shape = np.asarray(amplitude(freqs), dtype=np.float32)
     shape[0] = 0.0  # no DC: offsets are not what these series model
-    spectrum = np.empty((rows, freqs.size), dtype=np.complex64)
-    spectrum.real = rng.standard_normal((rows, freqs.size), dtype=np.float32)
-    spectrum.imag = rng.standard_normal((rows, freqs.size), dtype=np.float32)
-    spectrum *= shape
+    # Draw random values only where the spectrum is not negligible: band-limited series (alpha,
+    # muscle, delta) then cost a fraction of the random numbers.
+    support = np.flatnonzero(shape > 1e-6 * max(float(shape.max()), 1e-30))
+    spectrum = np.zeros((rows, freqs.size), dtype=np.complex64)
+    if support.size:
+        lo, hi = int(support[0]), int(support[-1]) + 1
+        part = spectrum[:, lo:hi]
+        part.real = rng.standard_normal((rows, hi - lo), dtype=np.float32)
+        part.imag = rng.standard_normal((rows, hi - lo), dtype=np.float32)
+        part *= shape[lo:hi]
     series = scipy.fft.irfft(spectrum, n=n_fft, axis=-1)[:, :n]
     rms = np.sqrt(np.mean(np.square(series, dtype=np.float32), axis=-1, keepdims=True))
     series /= np.maximum(rms, np.float32(1e-12))

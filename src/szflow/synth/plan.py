@@ -62,7 +62,7 @@ class SeizureSpec:
     spread_speed: float  # radius growth per second
     f_start: float  # ictal rhythm frequency at onset (Hz) ...
     f_end: float  # ... and at the end
-    amplitude_uv: float  # peak amplitude of the established discharge
+    amplitude_uv: float  # peak-to-peak amplitude of the established discharge at the onset site
     spikiness: float  # 0: sinusoidal rhythm, 1: spike-and-wave
     lvfa: bool  # low-voltage fast activity at onset
     postictal_s: float  # duration of post-ictal slowing (0 for none)
@@ -127,17 +127,17 @@ def _subjects(rng: np.random.Generator, count: int) -> list[str]:
 def _traits(rng: np.random.Generator) -> PatientTraits:
     syndrome = "focal" if rng.random() < 0.7 else "generalized"
     return PatientTraits(
-        background_uv=float(rng.uniform(9.0, 16.0)),
+        background_uv=float(rng.uniform(10.0, 18.0)),
         exponent=float(rng.uniform(1.6, 2.2)),
         alpha_hz=float(rng.uniform(8.5, 11.0)),
-        alpha_uv=float(rng.uniform(6.0, 16.0)),
+        alpha_uv=float(rng.uniform(12.0, 30.0)),
         syndrome=syndrome,
         focus=str(rng.choice(FOCI, p=FOCUS_WEIGHTS / FOCUS_WEIGHTS.sum())),
         focal_label=str(rng.choice(["fnsz", "cpsz", "spsz"], p=[0.6, 0.3, 0.1])),
         seizure_scale=float(rng.uniform(0.45, 1.3)),
         ictal_start_hz=float(rng.uniform(5.0, 8.5)),
         ictal_end_hz=float(rng.uniform(2.2, 3.5)),
-        spread_speed=float(rng.uniform(0.01, 0.05)),
+        spread_speed=float(rng.uniform(0.02, 0.08)),
         generalizes=float(rng.uniform(0.0, 0.5)),
         typical_seizure_s=float(np.exp(rng.uniform(np.log(20.0), np.log(120.0)))),
         artifact_rate=float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
@@ -171,30 +171,30 @@ def _seizure(rng: np.random.Generator, kind: str, traits: PatientTraits, start: 
             spread_speed=traits.spread_speed * float(rng.uniform(0.7, 1.4)),
             f_start=traits.ictal_start_hz + float(rng.normal(0.0, 0.4)),
             f_end=traits.ictal_end_hz + float(rng.normal(0.0, 0.2)),
-            amplitude_uv=scale * float(rng.uniform(60.0, 140.0)),
+            amplitude_uv=scale * float(rng.uniform(70.0, 180.0)),
             spikiness=float(rng.uniform(0.2, 0.7)), lvfa=bool(rng.random() < 0.5),
-            postictal_s=float(rng.uniform(30.0, 120.0)), postictal_uv=scale * float(rng.uniform(25.0, 60.0)),
+            postictal_s=float(rng.uniform(30.0, 120.0)), postictal_uv=scale * float(rng.uniform(15.0, 40.0)),
         )
     if kind == "generalized":
         return SeizureSpec(
             kind, "gnsz", start, stop, "FZ", lambda0=1.2, lambda_max=2.5, spread_speed=0.5,
             f_start=float(rng.uniform(3.5, 5.0)), f_end=float(rng.uniform(2.2, 3.2)),
-            amplitude_uv=scale * float(rng.uniform(70.0, 150.0)), spikiness=float(rng.uniform(0.3, 0.8)),
+            amplitude_uv=scale * float(rng.uniform(100.0, 250.0)), spikiness=float(rng.uniform(0.3, 0.8)),
             lvfa=bool(rng.random() < 0.3), postictal_s=float(rng.uniform(20.0, 60.0)),
-            postictal_uv=scale * float(rng.uniform(20.0, 50.0)),
+            postictal_uv=scale * float(rng.uniform(15.0, 35.0)),
         )
     if kind == "absence":
         return SeizureSpec(
             kind, "absz", start, stop, "FZ", lambda0=1.6, lambda_max=1.6, spread_speed=0.0,
             f_start=float(rng.uniform(3.2, 3.8)), f_end=float(rng.uniform(2.5, 3.0)),
-            amplitude_uv=max(scale, 0.8) * float(rng.uniform(120.0, 220.0)), spikiness=1.0, lvfa=False,
+            amplitude_uv=max(scale, 0.8) * float(rng.uniform(200.0, 400.0)), spikiness=1.0, lvfa=False,
             postictal_s=0.0, postictal_uv=0.0,
         )
     return SeizureSpec(
         kind, "tcsz", start, stop, "CZ", lambda0=2.0, lambda_max=2.5, spread_speed=0.2,
         f_start=float(rng.uniform(3.5, 5.0)), f_end=float(rng.uniform(1.0, 1.8)),
-        amplitude_uv=max(scale, 0.8) * float(rng.uniform(90.0, 180.0)), spikiness=0.9, lvfa=True,
-        postictal_s=float(rng.uniform(60.0, 150.0)), postictal_uv=float(rng.uniform(30.0, 60.0)),
+        amplitude_uv=max(scale, 0.8) * float(rng.uniform(150.0, 300.0)), spikiness=0.9, lvfa=True,
+        postictal_s=float(rng.uniform(60.0, 150.0)), postictal_uv=float(rng.uniform(20.0, 40.0)),
     )
 
 
@@ -218,8 +218,8 @@ def _seizures(rng: np.random.Generator, traits: PatientTraits, duration: float) 
     cursor = LEAD_S
     for i, (kind, length) in enumerate(zip(kinds, lengths)):
         cursor += gaps[i]
-        start = round(cursor, 2)
-        stop = round(min(start + length, duration - TAIL_S), 2)
+        start = round(float(cursor), 2)
+        stop = round(float(min(start + length, duration - TAIL_S)), 2)
         specs.append(_seizure(rng, kind, traits, start, stop))
         cursor = stop + GAP_S
     return tuple(specs)
@@ -281,7 +281,7 @@ def _assign_seizures(rng: np.random.Generator, plan: CorpusPlan, fraction: float
         if not members or fraction <= 0:
             continue
         # At least one per split, so every split can be scored.
-        count = min(len(members), max(1, int(round(fraction * len(members)))))
+        count = min(len(members), max(1, round(fraction * len(members))))
         for index in sorted(rng.choice(members, size=count, replace=False)):
             spec = plan.recordings[int(index)]
             _replace(plan, int(index), seizures=_seizures(rng, spec.traits, spec.duration_s))

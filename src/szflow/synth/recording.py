@@ -16,8 +16,8 @@ import numpy as np
 from szflow.data.annotations import Annotation, Event
 from szflow.data.edf import electrode_name
 from szflow.synth import artifacts
-from szflow.synth.background import MIXING, background
-from szflow.synth.channels import SITE_INDEX, SITES, tcp_channels
+from szflow.synth.background import background
+from szflow.synth.channels import SITE_INDEX, tcp_channels
 from szflow.synth.noise import band, pink, shaped_noise
 from szflow.synth.plan import RecordingSpec
 from szflow.synth.seizures import channel_events, render
@@ -51,7 +51,7 @@ def signal_rng(spec: RecordingSpec) -> np.random.Generator:
 def simulate(spec: RecordingSpec) -> SimulatedRecording:
     rng = signal_rng(spec)
     fs = spec.rate
-    n = int(round(spec.duration_s * fs))
+    n = round(spec.duration_s * fs)
     rate = spec.traits.artifact_rate
     v = background(rng, n, fs, spec.traits)
     for seizure in spec.seizures:
@@ -73,7 +73,7 @@ def simulate(spec: RecordingSpec) -> SimulatedRecording:
         reference = 0.5 * (v[SITE_INDEX["A1"]] + v[SITE_INDEX["A2"]])
     else:
         # A machine reference near the vertex, plus its own common-mode noise.
-        common = (MIXING[:1] @ shaped_noise(rng, len(SITES), n, fs, pink(2.0)))[0]
+        common = shaped_noise(rng, 1, n, fs, pink(2.0))[0]
         reference = 0.35 * v[SITE_INDEX["CZ"]] + np.float32(rng.uniform(2.0, 6.0)) * common
 
     eeg_rows = [i for i, s in enumerate(spec.signals) if s.kind == "eeg"]
@@ -105,15 +105,15 @@ def simulate(spec: RecordingSpec) -> SimulatedRecording:
         elif s.kind == "resp":
             signals.append(artifacts.respiration(rng, n, fs))
         elif s.kind == "emg":
-            signals.append((np.float32(rng.uniform(3.0, 10.0))
-                            * shaped_noise(rng, 1, n, fs, band(20.0, min(100.0, 0.42 * fs), 8.0))[0]))
+            signals.append(np.float32(rng.uniform(3.0, 10.0))
+                            * shaped_noise(rng, 1, n, fs, band(20.0, min(100.0, 0.42 * fs), 8.0))[0])
         elif s.kind == "open":
             # An unconnected input: amplifier noise and a lot of mains pickup.
             t = np.arange(n) / fs
             hum = rng.uniform(10.0, 80.0) * np.sin(2 * np.pi * 60.0 * t + rng.uniform(0, 6.3))
             signals.append((hum + 2.0 * rng.standard_normal(n)).astype(np.float32))
         elif s.kind == "slow":
-            signals.append(np.zeros(int(round(spec.duration_s * s.rate)), dtype=np.float32))
+            signals.append(np.zeros(round(spec.duration_s * s.rate), dtype=np.float32))
         else:  # pragma: no cover - the plan only makes the kinds above
             raise ValueError(f"unknown signal kind {s.kind!r}")
     return SimulatedRecording(spec=spec, signals=signals, artifacts=spans)

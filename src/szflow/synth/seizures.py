@@ -28,8 +28,9 @@ _PHASE = np.arange(_TABLE) * (2 * np.pi / _TABLE)
 
 
 def _normalised(wave: np.ndarray) -> np.ndarray:
+    # Unit peak-to-peak, so `amplitude_uv` reads as clinicians read EEG: peak to peak.
     wave = wave - wave.mean()
-    return (wave / np.sqrt(np.mean(wave**2))).astype(np.float32)
+    return (wave / (wave.max() - wave.min())).astype(np.float32)
 
 
 # One cycle of each waveform, looked up by phase: sharply contoured rhythm and spike-and-wave
@@ -92,15 +93,16 @@ def _frequency(rng: np.random.Generator, spec: SeizureSpec, t: np.ndarray, fs: f
         f = np.where(t < tonic, f_tonic, f_clonic)
     else:
         f = spec.f_end + (spec.f_start - spec.f_end) * (1.0 - u) ** 1.3
-    jitter = 0.08 * spec.f_end * slow_envelope(rng, t.size, fs, 0.3)[0]
-    return np.maximum(f + jitter, 0.8)
+    # Ictal rhythms are not clocks: the frequency wanders by ~10 % from second to second.
+    jitter = 1.0 + 0.1 * slow_envelope(rng, t.size, fs, 0.5)[0]
+    return np.maximum(f * jitter, 0.8)
 
 
 def render(rng: np.random.Generator, potentials: np.ndarray, fs: float, spec: SeizureSpec) -> None:
     """Add one seizure (and its post-ictal state) to `potentials` (sites x samples), in place."""
     n_total = potentials.shape[1]
-    a = int(round(spec.start * fs))
-    b = min(int(round(spec.stop * fs)), n_total)
+    a = round(spec.start * fs)
+    b = min(round(spec.stop * fs), n_total)
     m = b - a
     if m <= 0:
         return
@@ -136,14 +138,15 @@ def render(rng: np.random.Generator, potentials: np.ndarray, fs: float, spec: Se
         build = 0.2 + 0.8 * smoothstep((t - lvfa_s) / (0.35 * duration))
         build = build * smoothstep((t - lvfa_s) / 1.5)
     ending = smoothstep((duration - t) / (0.3 if spec.kind == "absence" else 1.5))
-    wobble = 1.0 + 0.15 * slow_envelope(rng, m, fs, 0.2)[0]
-    amplitude = (spec.amplitude_uv * build * ending * wobble).astype(np.float32)
+    amplitude = (spec.amplitude_uv * build * ending).astype(np.float32)
+    # Amplitude waxes and wanes over a few cycles, differently at each site.
+    wobble = 1.0 + 0.25 * slow_envelope(rng, m, fs, 0.7, rows=len(SITES))
 
     segment = potentials[:, a:b]
     # The discharge takes over: the background it replaces fades where the field is strong.
     takeover = smoothstep(t / 2.0).astype(np.float32) * ending.astype(np.float32)
     segment *= 1.0 - 0.6 * weight * takeover
-    segment += wave * weight * amplitude
+    segment += wave * weight * wobble * amplitude
 
     if lvfa_s > 0:
         k = int(lvfa_s * fs)

@@ -1,0 +1,20 @@
+"""The cache: per split one contiguous memory-mapped float16 array, labels and an index.
+
+`SplitStore` reads windows; `build_cache` / `run_cache` write it; samplers and datasets in
+`szflow.cache.sampler` and `szflow.cache.dataset` (the latter imports torch).
+"""
+
+from szflow.cache.build import build_cache, build_split, run_cache
+from szflow.cache.sampler import InferenceWindows, TrainingWindowSampler
+from szflow.cache.store import CacheError, SplitStore, Window
+
+__all__ = [
+    "CacheError",
+    "InferenceWindows",
+    "SplitStore",
+    "TrainingWindowSampler",
+    "Window",
+    "build_cache",
+    "build_split",
+    "run_cache",
+]

@@ -1,0 +1,92 @@
+"""The whole workflow through `dvc repro` on a tiny corpus and model, in a temporary git repo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.project import make_project, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("tiny") / "proj")
+    run(["dvc", "repro"], root, timeout=1200)
+    return root
+
+
+def test_repro_leaves_every_output(project: Path):
+    for path in ("models/best.pt", "models/last.pt", "models/baseline.json", "models/operating_points.json",
+                 "metrics/train.json", "metrics/dev.json", "metrics/eval.json", "data/preprocess/report.csv",
+                 "plots/png/froc.png", "plots/froc_eval_network.csv", "dvc.lock"):
+        assert (project / path).exists(), path
+    assert list((project / "predictions" / "eval").rglob("*.csv_bi"))
+    assert list((project / "predictions" / "eval").rglob("*_events.tsv"))
+    report = (project / "data" / "preprocess" / "report.csv").read_text()
+    assert "failed" in report  # the deliberately broken files were reported and skipped
+
+
+def test_metrics_are_sane(project: Path):
+    metrics = json.loads((project / "metrics" / "eval.json").read_text())
+    assert metrics["split"] == "eval" and metrics["recordings"] > 0
+    assert 0.0 <= metrics["auroc"] <= 1.0
+    assert set(metrics["operating_points"]) == {"10", "5", "2.5", "1"}
+    for point in metrics["operating_points"].values():
+        for scorer in ("ovlp", "taes", "szcore_event", "szcore_sample"):
+            assert 0.0 <= point[scorer]["sensitivity"] <= 1.0
+            assert point[scorer]["fa_per_24h"] >= 0.0
+    assert "operating_points" in metrics["baseline"]
+    frozen = json.loads((project / "models" / "operating_points.json").read_text())
+    for key, point in metrics["operating_points"].items():
+        for name, value in point["settings"].items():
+            assert frozen["detector"][key][name] == value  # eval used dev's operating points unchanged
+
+
+def test_second_repro_reruns_nothing(project: Path):
+    result = run(["dvc", "repro"], project)
+    assert "Running stage" not in result.stdout, result.stdout
+    shown = run(["dvc", "metrics", "show"], project).stdout
+    assert "metrics/eval.json" in shown
+
+
+def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path):
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["hw"] = "a100"
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        status = run(["dvc", "status", "--json"], project).stdout
+        changed = set(json.loads(status or "{}"))
+        assert {"train", "dev", "eval"} <= {name.split(":")[-1] for name in changed}
+        assert not {"synth", "preprocess", "cache"} & {name.split(":")[-1] for name in changed}
+    finally:
+        params_path.write_text(original)
+
+
+def test_a100_without_modal_token_fails_fast_and_leaves_outputs(project: Path):
+    before = {p: p.read_bytes() for p in (project / "models").glob("*") if p.is_file()}
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["hw"] = "a100"
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        started = time.monotonic()
+        result = run(["dvc", "repro"], project, check=False, timeout=300)
+        elapsed = time.monotonic() - started
+    finally:
+        params_path.write_text(original)
+    assert result.returncode != 0
+    assert "modal token new" in (result.stdout + result.stderr)
+    assert elapsed < 120
+    assert "Running stage 'preprocess'" not in result.stdout
+    for path, data in before.items():
+        if path.name != "last.pt":
+            assert not path.exists() or path.read_bytes() == data or path.name == "best.pt"

@@ -1,0 +1,207 @@
+"""The preprocess stage over a tiny TUSZ-layout corpus: outputs, report, bad files, failure limit,
+resume, worker processes, and the cache built from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyedflib
+import pytest
+
+from szflow.cache import SplitStore, run_cache
+from szflow.config import DataConfig, HardwareConfig, Params, PreprocessConfig, SharedParams
+from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi
+from szflow.data.edf import ELECTRODES
+from szflow.signal.pipeline import TooManyFailuresError, run_preprocess
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_edf(path: Path, seconds: int, rate: int = 250, seed: int = 0, electrodes=ELECTRODES) -> np.ndarray:
+    """A TUSZ-like EDF: the electrodes as `EEG <name>-REF` plus an EKG channel. Returns the EEG (uV)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(seconds * rate) / rate
+    eeg = rng.normal(0, 20, (len(electrodes), t.size)) + 30 * np.sin(2 * np.pi * 10 * t)
+    labels = [f"EEG {name}-REF" for name in electrodes] + ["EKG1-REF"]
+    data = [*eeg, 200 * np.sin(2 * np.pi * 1.2 * t)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=pyedflib.FILETYPE_EDF)
+    try:
+        writer.setSignalHeaders([{
+            "label": label, "dimension": "uV", "sample_frequency": rate, "physical_min": -1000.0,
+            "physical_max": 1000.0, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+            "prefilter": "",
+        } for label in labels])
+        writer.writeSamples([np.clip(d, -1000, 1000) for d in data])
+    finally:
+        writer.close()
+    return eeg
+
+
+def add_recording(root: Path, split: str, patient: str, index: int, seconds: int = 30,
+                  seizures=((10.0, 18.0),), rate: int = 250, **edf_kwargs) -> str:
+    session = "s001"
+    stem = f"{patient}_{session}_t{index:03d}"
+    folder = root / "edf" / split / patient / f"{session}_2002" / "01_tcp_ar"
+    write_edf(folder / f"{stem}.edf", seconds, rate=rate, seed=zlib.crc32(stem.encode()), **edf_kwargs)
+    annotation = Annotation(bname=stem, duration_s=float(seconds),
+                            events=[Event(a, b, "fnsz", "TERM") for a, b in seizures])
+    write_csv_bi(folder / f"{stem}.csv_bi", annotation)
+    write_csv(folder / f"{stem}.csv", annotation)
+    return stem
+
+
+def make_params(tmp_path: Path, corpus: Path, **preprocess) -> Params:
+    cfg = PreprocessConfig(**{"num_workers": 0, **preprocess})
+    return Params(shared=SharedParams(data=DataConfig(source="tusz", root=str(corpus)), preprocess=cfg),
+                  hardware=HardwareConfig(), root=str(tmp_path))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    add_recording(root, "train", "aaaaaaaa", 0)
+    add_recording(root, "train", "aaaaaaaa", 1, seconds=25, seizures=())
+    add_recording(root, "train", "aaaaaaab", 0, rate=256, seizures=((2.5, 4.0), (20.0, 29.0)))
+    add_recording(root, "dev", "aaaaaaac", 0, rate=400)
+    add_recording(root, "eval", "aaaaaaad", 0, rate=512, seizures=())
+    return root
+
+
+def break_file(root: Path, stem: str, how: str = "truncate") -> None:
+    edf = next(root.rglob(f"{stem}.edf"))
+    if how == "truncate":
+        data = edf.read_bytes()
+        edf.write_bytes(data[: len(data) // 2])
+    elif how == "header":
+        data = bytearray(edf.read_bytes())
+        data[236:244] = b"xx      "  # number of data records: not a number
+        edf.write_bytes(bytes(data))
+
+
+def test_corpus_is_preprocessed_and_reported(tmp_path, corpus):
+    params = make_params(tmp_path, corpus)
+    out = tmp_path / "pre"
+    report = run_preprocess(params, out, progress=False)
+    assert list(report["status"]) == ["ok"] * 5
+    assert (out / "report.csv").exists() and (out / "manifest.json").exists()
+    row = report.set_index("recording_id").loc["aaaaaaab_s001_t000"]
+    assert row["n_samples"] == 30 * 256 and row["n_seizures"] == 2 and row["seizure_s"] == pytest.approx(10.5)
+    signal = np.load(out / "train" / "aaaaaaab_s001_t000.npy")
+    assert signal.dtype == np.float16 and signal.shape == (19, 30 * 256)
+    assert np.isfinite(signal).all() and np.abs(signal).max() <= 10
+    meta = json.loads((out / "train" / "aaaaaaab_s001_t000.json").read_text())
+    assert meta["seizure_intervals"] == [[2.5, 4.0], [20.0, 29.0]]
+    assert meta["seizure_samples"] == [[640, 1024], [5120, 7424]]
+    assert meta["seizure_types"] == ["fnsz"] and meta["patient"] == "aaaaaaab"
+    assert meta["params_hash"] == params.section_hash("preprocess")
+    # Every input rate ends on the 256 Hz grid.
+    dev = np.load(out / "dev" / "aaaaaaac_s001_t000.npy", mmap_mode="r")
+    assert dev.shape == (19, 30 * 256)
+
+
+def test_broken_file_is_reported_and_the_rest_processed(tmp_path, corpus):
+    add_recording(corpus, "train", "aaaaaaae", 0)
+    break_file(corpus, "aaaaaaae_s001_t000", "truncate")
+    out = tmp_path / "pre"
+    report = run_preprocess(make_params(tmp_path, corpus), out, progress=False)  # 1 of 6 <= 25%
+    on_disk = pd.read_csv(out / "report.csv")
+    assert len(on_disk) == 6 and set(on_disk["recording_id"]) == set(report["recording_id"])
+    failed = on_disk[on_disk["status"] == "failed"]
+    assert list(failed["recording_id"]) == ["aaaaaaae_s001_t000"]
+    assert "truncated" in failed["reason"].iloc[0]
+    assert (on_disk["status"] == "ok").sum() == 5
+    assert not (out / "train" / "aaaaaaae_s001_t000.json").exists()
+
+
+def test_bad_inputs_each_get_a_reason(tmp_path, corpus):
+    add_recording(corpus, "train", "aaaaaaaf", 0, electrodes=ELECTRODES[:-1])  # no PZ
+    add_recording(corpus, "train", "aaaaaaag", 0)
+    csv_bi = next(corpus.rglob("aaaaaaag_s001_t000.csv_bi"))
+    csv_bi.write_text(csv_bi.read_text().replace("duration = 30.00 secs", "duration = 90.00 secs")
+                      .replace("30.0000,bckg", "90.0000,bckg"))
+    out = tmp_path / "pre"
+    with pytest.raises(TooManyFailuresError):
+        run_preprocess(make_params(tmp_path, corpus, max_failed_fraction=0.2), out, progress=False)
+    reasons = pd.read_csv(out / "report.csv").set_index("recording_id")["reason"]
+    assert "missing electrode PZ" in reasons["aaaaaaaf_s001_t000"]
+    assert "disagrees" in reasons["aaaaaaag_s001_t000"] or "duration" in reasons["aaaaaaag_s001_t000"]
+
+
+def test_too_many_failures_fail_with_a_clear_message(tmp_path, corpus):
+    break_file(corpus, "aaaaaaaa_s001_t000", "truncate")
+    break_file(corpus, "aaaaaaac_s001_t000", "header")
+    out = tmp_path / "pre"
+    with pytest.raises(TooManyFailuresError, match=r"2 of 5 recordings failed .*max_failed_fraction 25"):
+        run_preprocess(make_params(tmp_path, corpus), out, progress=False)
+    report = pd.read_csv(out / "report.csv")  # written before failing
+    assert (report["status"] == "failed").sum() == 2
+
+
+def test_stage_script_exits_nonzero_with_message(tmp_path, corpus):
+    break_file(corpus, "aaaaaaaa_s001_t000", "truncate")
+    break_file(corpus, "aaaaaaac_s001_t000", "truncate")
+    project = tmp_path / "project"
+    (project / "params").mkdir(parents=True)
+    (project / "params.yaml").write_text(
+        f"hw: local\ndata:\n  source: tusz\n  root: {corpus}\npreprocess:\n  num_workers: 0\n")
+    (project / "params" / "local.yaml").write_text("hardware:\n  executor: local\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "preprocess.py")], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "2 of 5 recordings failed" in done.stderr and "report.csv" in done.stderr
+    assert (project / "data" / "preprocess" / "report.csv").exists()
+
+
+def test_restart_skips_completed_recordings(tmp_path, corpus):
+    params = make_params(tmp_path, corpus)
+    out = tmp_path / "pre"
+    run_preprocess(params, out, progress=False)
+    target = out / "train" / "aaaaaaaa_s001_t000.npy"
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    # Simulate an interrupted run: the array was written but not yet its metadata.
+    (out / "train" / "aaaaaaaa_s001_t000.json").unlink()
+    report = run_preprocess(params, out, progress=False).set_index("recording_id")
+    assert report.loc["aaaaaaaa_s001_t000", "resumed"] == False  # noqa: E712 - numpy bool
+    assert report.drop(index="aaaaaaaa_s001_t000")["resumed"].all()
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    assert all(after[p] == before[p] for p in before if p != target)
+    # Other params: nothing is skipped.
+    other = make_params(tmp_path, corpus, notch_hz=50.0)
+    assert not run_preprocess(other, out, progress=False)["resumed"].any()
+
+
+def test_worker_processes_give_identical_outputs(tmp_path, corpus):
+    break_file(corpus, "aaaaaaad_s001_t000", "truncate")
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    run_preprocess(make_params(tmp_path, corpus), serial, progress=False)
+    report = run_preprocess(make_params(tmp_path, corpus, num_workers=2), parallel, progress=False)
+    assert (report["status"] == "ok").sum() == 4
+    for path in serial.rglob("*.npy"):
+        assert path.read_bytes() == (parallel / path.relative_to(serial)).read_bytes()
+    assert not any(parallel.rglob("*.tmp"))
+
+
+def test_cache_windows_equal_preprocessed_arrays(tmp_path, corpus):
+    params = make_params(tmp_path, corpus)
+    run_preprocess(params, tmp_path / "pre", progress=False)
+    built = run_cache(params, tmp_path / "pre", tmp_path / "cache", progress=False)
+    assert sorted(built) == ["dev", "eval", "train"]
+    store = SplitStore.open(tmp_path / "cache", "train", expected_params_hash=params.section_hash("preprocess"))
+    assert list(store.index["recording_id"]) == sorted(store.index["recording_id"])
+    for rid in store.index["recording_id"]:
+        expected = np.load(tmp_path / "pre" / "train" / f"{rid}.npy").astype(np.float32)
+        x, y, valid = store.recording(rid)
+        np.testing.assert_array_equal(x, expected)
+        assert valid.all()
+    # Labels from the annotation, on the signal's sample grid.
+    y = store.labels("aaaaaaab_s001_t000")
+    assert y.sum() == (1024 - 640) + (7424 - 5120) and y[640] == 1 and y[639] == 0

@@ -1,0 +1,331 @@
+"""Training loop: learning, bit-exact resume, best.pt selection, checkpoints, NaN guard, logging, split."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from szflow.config import HardwareConfig, Params, SharedParams
+from szflow.errors import SzflowError
+from szflow.model.checkpoint import load_checkpoint
+from szflow.train import loop as train_loop
+from szflow.train.logging import RunLogger, resolve_wandb_mode
+from szflow.train.losses import masked_loss
+from szflow.train.schedule import WarmupCosine, warmup_cosine_factor
+from szflow.train.split import split_by_patient
+from szflow.train.state import capture_rng_state, restore_rng_state, seed_everything
+from szflow.train.toy import toy_recordings, write_toy_store
+
+TINY_MODEL = {"n_layers": 1, "d_model": 16, "d_state": 4, "encoder_channels": [8, 16], "chunk_size": 16,
+              "dropout": 0.1}
+
+
+def tiny_params(root: Path, hardware: dict | None = None, **train) -> Params:
+    train = {"max_steps": 8, "eval_every_steps": 4, "checkpoint_every_steps": 2, "warmup_steps": 2, "lr": 3e-3,
+             "val_fraction": 0.34, "patience_evals": 10, **train}
+    shared = SharedParams.model_validate({
+        "model": TINY_MODEL, "train": train,
+        # 4 s windows (16 frames) keep each step to milliseconds.
+        "sampler": {"window_s": 4.0, "inference_overlap_s": 1.0},
+        "eval": {"threshold_grid": [0.2, 0.5, 0.8], "smoothing_grid_s": [0.0], "min_duration_grid_s": [0.0],
+                 "merge_gap_grid_s": [0.0]},
+    })
+    hw = HardwareConfig.model_validate({"train_batch_size": 4, "inference_batch_size": 8, **(hardware or {})})
+    return Params(shared=shared, hardware=hw, root=str(root))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    write_toy_store(tmp_path / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
+    return tmp_path
+
+
+def _run(params: Params, workdir: Path, **kwargs) -> dict:
+    return train_loop.run_train_stage(params, workdir, progress=False, **kwargs)
+
+
+def _curve(workdir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(workdir / "metrics" / "train_curves" / "plots" / "metrics" / f"{name}.tsv", sep="\t")
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    sa, sb = load_checkpoint(a).state_dict, load_checkpoint(b).state_dict
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ----------------------------------------------------------------------------- the loop
+def test_loss_decreases_and_outputs_are_written(workdir):
+    result = _run(tiny_params(workdir, max_steps=24, eval_every_steps=12, checkpoint_every_steps=12), workdir)
+    loss = _curve(workdir, "train/loss")["loss"].to_numpy()
+    assert len(loss) == 24
+    assert loss[-6:].mean() < 0.7 * loss[:3].mean()
+    for path in ("models/best.pt", "models/last.pt", "models/baseline.json", "metrics/train.json"):
+        assert (workdir / path).exists(), path
+    written = json.loads((workdir / "metrics" / "train.json").read_text())
+    assert written["steps"] == 24 and written["mamba_impl"] == "torch"
+    assert written["val_auroc"] == pytest.approx(result["val_auroc"])
+    assert "val_sensitivity_at_10fa" in written and written["windows_per_s"] > 0
+    assert all(isinstance(k, str) for k in written)
+    val = _curve(workdir, "val/auroc")
+    assert list(val["step"]) == [12, 24]
+
+
+def test_kill_and_resume_is_bit_exact(tmp_path):
+    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3}
+    runs = {}
+    for name in ("straight", "resumed"):
+        root = tmp_path / name
+        write_toy_store(root / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
+        runs[name] = root
+    _run(tiny_params(runs["straight"], **params), runs["straight"])
+
+    class Killed(Exception):
+        pass
+
+    def kill(step: int, loss: float) -> None:
+        if step == 7:  # between checkpoints (6 and 9): steps 7 are lost and replayed
+            raise Killed
+
+    resumed = runs["resumed"]
+    with pytest.raises(Killed):
+        _run(tiny_params(resumed, **params), resumed, on_step=kill)
+    assert load_checkpoint(resumed / "models" / "last.pt").step == 6
+    result = _run(tiny_params(resumed, **params), resumed)
+    assert result["resumed_from_step"] == 6 and result["steps"] == 10
+    assert _same_weights(runs["straight"] / "models" / "last.pt", resumed / "models" / "last.pt")
+    assert _same_weights(runs["straight"] / "models" / "best.pt", resumed / "models" / "best.pt")
+    # The curves of the replayed steps are not duplicated and match the uninterrupted run.
+    pd.testing.assert_frame_equal(_curve(runs["straight"], "train/loss"), _curve(resumed, "train/loss"))
+
+
+def test_changed_params_start_fresh_with_a_log_line(workdir, caplog):
+    _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2), workdir)
+    with caplog.at_level(logging.INFO, logger="szflow.train"):
+        result = _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2, lr=1e-3),
+                      workdir)
+    assert result["resumed_from_step"] is None
+    assert "not resuming" in caplog.text and "params hash" in caplog.text
+    # A finished run with the same params resumes as finished: nothing is retrained.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="szflow.train"):
+        again = _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2, lr=1e-3),
+                     workdir)
+    assert again["resumed_from_step"] == 4 and again["val_auroc"] == result["val_auroc"]
+
+
+def test_best_checkpoint_follows_the_selection_metric_and_early_stops(workdir, monkeypatch):
+    # Scripted validation scores: sensitivity decides, AUROC breaks the tie at step 6.
+    script = iter([
+        {"val_sensitivity_at_10fa": 0.5, "val_auroc": 0.90},   # step 2: best
+        {"val_sensitivity_at_10fa": 0.75, "val_auroc": 0.80},  # step 4: best (sensitivity wins)
+        {"val_sensitivity_at_10fa": 0.75, "val_auroc": 0.85},  # step 6: best (AUROC tie-break)
+        {"val_sensitivity_at_10fa": 0.75, "val_auroc": 0.85},  # step 8: equal is no improvement
+        {"val_sensitivity_at_10fa": 0.25, "val_auroc": 0.99},  # step 10: worse -> 2nd without -> stop
+        {"val_sensitivity_at_10fa": 1.0, "val_auroc": 1.0},    # never reached
+    ])
+    seen_steps = []
+
+    def scripted(tracks, params):
+        seen_steps.append(len(tracks))
+        return {**next(script), "val_fa_per_24h": 1.0, "val_threshold": 0.5}
+
+    monkeypatch.setattr(train_loop, "validation_metrics", scripted)
+    result = _run(tiny_params(workdir, max_steps=20, eval_every_steps=2, checkpoint_every_steps=4,
+                              patience_evals=2), workdir)
+    assert result["best_step"] == 6 and result["stopped_early"] and result["steps"] == 10
+    assert result["val_auroc"] == 0.85 and result["val_sensitivity_at_10fa"] == 0.75
+    best = load_checkpoint(workdir / "models" / "best.pt")
+    assert best.step == 6 and best.metrics["val_auroc"] == 0.85
+    last = load_checkpoint(workdir / "models" / "last.pt")
+    assert last.step == 10 and last.training_state["finished"] and last.training_state["stopped_early"]
+    assert len(seen_steps) == 5
+
+
+def test_validation_metrics_use_string_keys_and_the_real_scorer(workdir):
+    from szflow.scoring import ProbabilityTrack
+
+    params = tiny_params(workdir)
+    perfect = ProbabilityTrack("a", np.r_[np.zeros(40), np.ones(40), np.zeros(40)].astype(np.float32), 4.0, 30.0,
+                               [(10.0, 20.0)])
+    metrics = train_loop.validation_metrics([perfect], params)
+    assert metrics["val_sensitivity_at_10fa"] == 1.0 and metrics["val_auroc"] == 1.0
+    assert all(isinstance(k, str) for k in metrics)
+    # Alarms everywhere: no setting reaches <= 10 FA/24h, so the selection sensitivity is 0.
+    noisy = ProbabilityTrack("b", np.tile([0.0, 1.0], 60).astype(np.float32), 4.0, 30.0, [(10.0, 20.0)])
+    assert train_loop.validation_metrics([noisy], params)["val_sensitivity_at_10fa"] == 0.0
+
+
+def test_last_checkpoint_round_trips_with_training_state(workdir):
+    _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2), workdir)
+    path = workdir / "models" / "last.pt"
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled objects inside
+    assert raw["params_hash"] == train_loop.run_params_hash(tiny_params(workdir, max_steps=4, eval_every_steps=4,
+                                                                         checkpoint_every_steps=2))
+    ckpt = load_checkpoint(path, expected_config=tiny_params(workdir).model)
+    state = ckpt.training_state
+    for key in ("optimizer", "scheduler", "scaler", "sampler", "rng", "selection"):
+        assert key in state
+    assert state["sampler"]["position"] == 4 * 4
+    from szflow.model import load_detector
+
+    model, _ = load_detector(workdir / "models" / "best.pt", expected_config=tiny_params(workdir).model)
+    assert model(torch.zeros(1, 19, 1024)).shape == (1, 16)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(workdir, monkeypatch):
+    real = train_loop.masked_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_loop, "masked_loss", poisoned)
+    with pytest.raises(SzflowError, match="at step 3"):
+        _run(tiny_params(workdir, max_steps=8, checkpoint_every_steps=2), workdir)
+    ckpt = load_checkpoint(workdir / "models" / "last.pt")
+    assert ckpt.step == 2
+    assert all(torch.isfinite(v).all() for v in ckpt.state_dict.values() if v.is_floating_point())
+
+
+def test_grad_accumulation_and_bf16_run(workdir):
+    result = _run(tiny_params(workdir, {"grad_accumulation": 2, "precision": "bf16"}, max_steps=2,
+                              eval_every_steps=2), workdir)
+    assert result["windows_seen"] == 2 * 4 * 2 and math.isfinite(result["val_auroc"])
+
+
+# ----------------------------------------------------------------------------- logging
+def _wandb_records(run_file: Path) -> list:
+    """Records of a W&B offline run file (LevelDB-style log of protobuf records)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = run_file.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, pending, records = 7, 32768, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block  # block trailer padding
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 2):  # full, first
+            pending = chunk
+        else:  # middle, last
+            pending += chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def test_wandb_offline_run_records_the_metrics(workdir, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(workdir))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    _run(tiny_params(workdir, max_steps=4, eval_every_steps=2, checkpoint_every_steps=4), workdir)
+    run_files = list((workdir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1
+    history: dict[str, list[float]] = {}
+    for record in _wandb_records(run_files[0]):
+        if record.WhichOneof("record_type") == "history":
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                history.setdefault(key, []).append(json.loads(item.value_json))
+    assert len(history["train/loss"]) == 4
+    assert len(history["val/auroc"]) == 2 and len(history["val/sensitivity_at_10fa"]) == 2
+    curve = _curve(workdir, "train/loss")["loss"].tolist()
+    assert history["train/loss"] == pytest.approx(curve)
+
+
+def test_wandb_online_without_key_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises(SzflowError, match="WANDB_API_KEY"):
+        resolve_wandb_mode("disabled")
+    monkeypatch.delenv("WANDB_MODE")
+    assert resolve_wandb_mode("offline") == "offline"
+
+
+def test_dvclive_curves_resume_without_duplicate_steps(tmp_path):
+    curves = tmp_path / "curves"
+    logger = RunLogger(curves, wandb_mode="disabled")
+    for step in range(1, 6):
+        logger.log(step, {"train/loss": float(step)})
+    logger.close()
+    logger = RunLogger(curves, wandb_mode="disabled", resume_step=3)
+    logger.log(4, {"train/loss": 40.0})
+    logger.close()
+    frame = pd.read_csv(curves / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
+    assert frame["step"].tolist() == [1, 2, 3, 4] and frame["loss"].tolist() == [1.0, 2.0, 3.0, 40.0]
+
+
+# ----------------------------------------------------------------------------- parts
+def test_validation_split_is_by_patient_and_deterministic():
+    index = pd.DataFrame(toy_recordings(n_patients=10, recordings_per_patient=3))
+    split = split_by_patient(index, val_fraction=0.2, val_seed=0)
+    patient_of = dict(zip(index["recording_id"], index["patient"], strict=True))
+    train_patients = {patient_of[r] for r in split.train_recordings}
+    val_patients = {patient_of[r] for r in split.val_recordings}
+    assert not train_patients & val_patients
+    assert len(val_patients) == 2 and len(split.val_recordings) == 6
+    assert sorted(split.train_recordings + split.val_recordings) == sorted(index["recording_id"])
+    # Seizures on both sides (every other toy patient has seizures).
+    has_sz = {p for p, v in zip(index["patient"], index["seizure_intervals"], strict=True) if v}
+    assert val_patients & has_sz and train_patients & has_sz
+    assert split_by_patient(index, 0.2, 0) == split
+    assert split_by_patient(index.sample(frac=1.0, random_state=1), 0.2, 0) == split  # row order is irrelevant
+    assert split_by_patient(index, 0.2, 1) != split
+    with pytest.raises(SzflowError, match="at least 2"):
+        split_by_patient(index[index["patient"] == "p000"], 0.2, 0)
+
+
+def test_masked_loss_ignores_padding_and_weights_positives():
+    logits = torch.tensor([[2.0, -1.0, float("nan")]])
+    targets = torch.tensor([[1.0, 0.0, 1.0]])
+    mask = torch.tensor([[True, True, False]])
+    bce = masked_loss(logits, targets, mask, kind="bce", pos_weight=1.0)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, :2], targets[:, :2])
+    assert torch.allclose(bce, expected)
+    heavier = masked_loss(logits, targets, mask, kind="bce", pos_weight=3.0)
+    assert heavier > bce
+    focal = masked_loss(logits, targets, mask, kind="focal", focal_gamma=2.0)
+    assert torch.isfinite(focal) and focal < bce  # easy frames are down-weighted
+    assert masked_loss(logits[:, :2], targets[:, :2], kind="focal", focal_gamma=0.0) == pytest.approx(float(bce))
+
+
+def test_warmup_cosine_schedule():
+    assert warmup_cosine_factor(0, 4, 10) == 0.25 and warmup_cosine_factor(3, 4, 10) == 1.0
+    assert warmup_cosine_factor(4, 4, 10) == 1.0 and warmup_cosine_factor(10, 4, 10) == pytest.approx(0.0)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = WarmupCosine(optimizer, warmup_steps=2, max_steps=6)
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == [0.5, 1.0, 1.0] and lrs[3] < lrs[2] and lrs[5] < lrs[4]
+    restored = WarmupCosine(torch.optim.SGD([param], lr=1.0), warmup_steps=2, max_steps=6)
+    restored.load_state_dict(scheduler.state_dict())
+    assert restored.get_last_lr() == scheduler.get_last_lr()
+
+
+def test_rng_state_round_trip():
+    seed_everything(3)
+    state = capture_rng_state()
+    first = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    restore_rng_state(state)
+    second = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
