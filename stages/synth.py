@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 from szflow.config import Params, corpus_root
+from szflow.io_utils import atomic_write_text
 from szflow.stage import stage_main
+
+SYNTH_OUT = Path("data/synth")
 
 
 def run(params: Params) -> None:
     if params.data.source != "synthetic":
-        print(f"synth: skipped, data.source is {params.data.source!r} (the corpus at "
-              f"{params.data.root} is used as it is)")
+        message = (f"synth: skipped, data.source is {params.data.source!r} (the corpus at "
+                   f"{params.data.root} is used as it is)")
+        # The DVC out must exist even when nothing is generated.
+        atomic_write_text(SYNTH_OUT / "SKIPPED.txt", message + "\n")
+        print(message)
         return
     from szflow.synth import generate_corpus
 

@@ -120,5 +120,11 @@ class RunLogger:
         self.live.make_summary()
         self.live.end()
         if self.run is not None:
+            import wandb
+
             self.run.finish()
             self.run = None
+            # finish() returns before wandb's service process has written the run file; teardown
+            # waits for it, so an offline run is complete on disk when the stage returns (a
+            # container or DVC may copy or cache the outputs right away).
+            wandb.teardown()
