@@ -7,7 +7,6 @@ says so, since the corpus is then the user's own data.
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 from szflow.config import Params, corpus_root
