@@ -78,7 +78,7 @@ def reference_mamba2(block: Mamba2Torch, u: torch.Tensor, loop_conv: bool = True
 
 def tiny_block(chunk_size: int = 4, **kw) -> Mamba2Torch:
     torch.manual_seed(0)
-    args = dict(d_model=16, d_state=4, d_conv=4, expand=2, headdim=8, chunk_size=chunk_size)
+    args = {"d_model": 16, "d_state": 4, "d_conv": 4, "expand": 2, "headdim": 8, "chunk_size": chunk_size}
     args.update(kw)
     block = Mamba2Torch(**args)
     with torch.no_grad():  # non-trivial D, norm weight and conv bias so every term is tested
@@ -89,10 +89,10 @@ def tiny_block(chunk_size: int = 4, **kw) -> Mamba2Torch:
 
 
 def tiny_config(**kw) -> ModelConfig:
-    args = dict(
-        in_channels=3, frame_rate_hz=16.0, encoder_channels=[4, 8], n_layers=2,
-        d_model=16, d_state=4, d_conv=4, expand=2, chunk_size=4, dropout=0.0,
-    )
+    args = {
+        "in_channels": 3, "frame_rate_hz": 16.0, "encoder_channels": [4, 8], "n_layers": 2,
+        "d_model": 16, "d_state": 4, "d_conv": 4, "expand": 2, "chunk_size": 4, "dropout": 0.0,
+    }
     args.update(kw)
     return ModelConfig(**args)
 

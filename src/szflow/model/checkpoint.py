@@ -122,7 +122,9 @@ def load_checkpoint(path: str | Path, expected_config: ModelConfig | None = None
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, not a torch file, disallowed pickle global, ...
+    # torch.load raises many types (RuntimeError for a bad zip, UnpicklingError for a disallowed
+    # global, EOFError, ...); all mean the same to the user: this file cannot be used.
+    except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an szflow checkpoint (no '{FORMAT}' marker)")

@@ -210,8 +210,10 @@ def describe_model(cfg: ModelConfig) -> str:
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows + [("", "output (60 s)", 0)])
     lines = [
-        f"Detector: {cfg.n_layers} bidirectional Mamba-2 layers, d_model {cfg.d_model}, "
-        f"{cfg.frame_rate_hz:g} Hz frames ({spf} samples at {SAMPLE_RATE_HZ} Hz)",
+        (
+            f"Detector: {cfg.n_layers} bidirectional Mamba-2 layers, d_model {cfg.d_model}, "
+            f"{cfg.frame_rate_hz:g} Hz frames ({spf} samples at {SAMPLE_RATE_HZ} Hz)"
+        ),
         f"{'layer':<{w0}}  {'output (60 s)':<{w1}}  {'params':>12}",
         "-" * (w0 + w1 + 16),
     ]

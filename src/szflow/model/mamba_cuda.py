@@ -19,11 +19,13 @@ def mamba_ssm_status() -> tuple[bool, str]:
     if not torch.cuda.is_available():
         return False, "CUDA unavailable"
     try:
-        from mamba_ssm import Mamba2  # noqa: F401
         # Mamba2's fused training path calls causal_conv1d's kernel; without it the forward fails
         # later, deep inside a step, so check it up front.
         import causal_conv1d  # noqa: F401
-    except Exception as exc:  # ImportError, or a kernel/ABI mismatch raised at import time
+        from mamba_ssm import Mamba2  # noqa: F401
+    # Not only ImportError: a wheel built for another torch/CUDA fails at import with OSError or
+    # RuntimeError (undefined symbol); either way the kernels are unusable.
+    except Exception as exc:  # noqa: BLE001
         return False, f"mamba_ssm/causal_conv1d not installed or failed to import ({type(exc).__name__}: {exc})"
     return True, "ok"
 

@@ -116,13 +116,13 @@ class RunLogger:
             for key, value in metrics.items():
                 self.run.summary[str(key)] = value
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.live.make_summary()
         self.live.end()
         if self.run is not None:
             import wandb
 
-            self.run.finish()
+            self.run.finish(exit_code=1 if failed else 0)
             self.run = None
             # finish() returns before wandb's service process has written the run file; teardown
             # waits for it, so an offline run is complete on disk when the stage returns (a

@@ -447,7 +447,7 @@ def run_train_stage(
     finally:
         bar.close()
         if logger is not None and failed:
-            logger.close()
+            logger.close(failed=True)
 
     if selection.best_score is None and ctx.is_main:
         raise SzflowError("training ended without a validation evaluation; no best.pt was written")

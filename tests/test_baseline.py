@@ -1,0 +1,93 @@
+"""Classical baseline: features, logistic fit, JSON round trip, tracks for the shared scorer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from szflow.baseline import (
+    Baseline,
+    baseline_scores,
+    baseline_tracks,
+    feature_names,
+    fit_baseline,
+    frame_auroc,
+    frame_features,
+    load_baseline,
+    save_baseline,
+)
+from szflow.cache import SplitStore
+from szflow.errors import SzflowError
+from szflow.scoring import auroc
+from szflow.train.toy import toy_recordings, write_toy_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    # Weaker seizures than the training toy, so the fit has something to do.
+    write_toy_store(root, "train", toy_recordings(n_patients=6, duration_s=60.0, seizure_s=15.0),
+                    seizure_amplitude=1.0)
+    return SplitStore.open(root, "train")
+
+
+def test_baseline_fits_and_separates_a_toy_seizure_set(store, tmp_path):
+    ids = store.recording_ids
+    fit_ids, held_out = ids[:8], ids[8:]
+    baseline = fit_baseline(store, fit_ids, frame_rate_hz=4.0)
+    assert baseline.fit_info["recordings"] == 8 and baseline.fit_info["seizure_frames"] > 0
+    assert baseline.fit_info["train_frame_auroc"] > 0.95
+    tracks = baseline_tracks(store, held_out, baseline, frame_rate_hz=4.0)
+    assert [t.recording_id for t in tracks] == held_out
+    for track in tracks:
+        assert len(track.probabilities) == -(-store.length(track.recording_id) // 64)
+        assert track.probabilities.dtype == np.float32
+        assert 0.0 <= track.probabilities.min() and track.probabilities.max() <= 1.0
+    assert auroc(tracks) > 0.95  # the same frame AUROC the network is judged by
+
+    save_baseline(tmp_path / "baseline.json", baseline)
+    loaded = load_baseline(tmp_path / "baseline.json")
+    assert loaded == baseline
+    signal = store.recording(held_out[0]).x
+    np.testing.assert_array_equal(baseline_scores(signal, loaded), baseline_scores(signal, baseline))
+
+
+def test_features_are_per_frame_and_finite():
+    rng = np.random.default_rng(0)
+    for n in (1, 63, 64, 65, 256 * 10 + 7):
+        features = frame_features(rng.standard_normal((19, n)).astype(np.float32), 4.0)
+        assert features.shape == (max(1, -(-n // 64)), len(feature_names()))
+        assert np.isfinite(features).all()
+    flat = frame_features(np.zeros((19, 2560), np.float32), 4.0)
+    assert np.isfinite(flat).all()
+
+
+def test_bad_baseline_files_are_clear_errors(tmp_path):
+    with pytest.raises(SzflowError, match="not found"):
+        load_baseline(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SzflowError, match="unreadable"):
+        load_baseline(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(SzflowError, match="not an szflow baseline"):
+        load_baseline(tmp_path / "other.json")
+    good = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0).to_json()
+    good["weights"] = [0.0]
+    (tmp_path / "short.json").write_text(json.dumps(good))
+    with pytest.raises(SzflowError, match="differ in length"):
+        load_baseline(tmp_path / "short.json")
+
+
+def test_baseline_refuses_another_frame_rate(store):
+    baseline = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0)
+    with pytest.raises(SzflowError, match="4.0 Hz"):
+        baseline_tracks(store, store.recording_ids[:1], baseline, frame_rate_hz=8.0)
+
+
+def test_frame_auroc():
+    labels = np.array([0, 0, 1, 1], bool)
+    assert frame_auroc(np.array([0.1, 0.2, 0.3, 0.4]), labels) == 1.0
+    assert frame_auroc(np.ones(4), labels) == 0.5
+    assert np.isnan(frame_auroc(np.ones(4), np.zeros(4, bool)))
