@@ -1,0 +1,100 @@
+"""Run-cache round trip through a DVC remote: push from one clone, pull in a second, and `dvc repro`
+in the second reruns nothing. Once with a local folder remote, once with S3 served by moto."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.project import env, run
+
+pytestmark = pytest.mark.slow
+
+
+def _clone_and_restore(source: Path, dest: Path, remote_args: list[list[str]], extra_env: dict) -> str:
+    run(["git", "clone", "-q", str(source), str(dest)], source.parent)
+    for args in remote_args:
+        _dvc(args, dest, extra_env)
+    # The clone has no dvc.lock (never committed): every stage must come from the run-cache.
+    assert not (dest / "dvc.lock").exists()
+    _dvc(["pull", "--run-cache", "-r", "shared"], dest, extra_env, check=False)
+    return _dvc(["repro"], dest, extra_env).stdout
+
+
+def _dvc(args: list[str], cwd: Path, extra_env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    full_env = {**env(), **extra_env}
+    result = subprocess.run(["dvc", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result
+
+
+def _assert_nothing_ran(output: str) -> None:
+    assert "Running stage" not in output, output
+    assert "skipping run" in output or "up to date" in output, output
+
+
+def test_local_folder_remote_round_trip(tiny_project: Path, tmp_path: Path):
+    storage = tmp_path / "storage"
+    remote = [["remote", "add", "-f", "shared", str(storage)]]
+    for args in remote:
+        _dvc(args, tiny_project, {})
+    _dvc(["push", "--run-cache", "-r", "shared"], tiny_project, {})
+    output = _clone_and_restore(tiny_project, tmp_path / "clone", remote, {})
+    _assert_nothing_ran(output)
+    assert (tmp_path / "clone" / "metrics" / "eval.json").read_bytes() == \
+        (tiny_project / "metrics" / "eval.json").read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_s3():
+    pytest.importorskip("moto")
+    pytest.importorskip("dvc_s3")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("moto S3 server did not start")
+        credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}
+        import boto3
+
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **{
+            "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1",
+        }).create_bucket(Bucket="szflow")
+        yield f"http://127.0.0.1:{port}", credentials
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_s3_remote_round_trip(tiny_project: Path, tmp_path: Path, moto_s3):
+    endpoint, credentials = moto_s3
+    remote = [["remote", "add", "-f", "shared", "s3://szflow/cache"],
+              ["remote", "modify", "shared", "endpointurl", endpoint]]
+    for args in remote:
+        _dvc(args, tiny_project, credentials)
+    _dvc(["push", "--run-cache", "-r", "shared"], tiny_project, credentials)
+    output = _clone_and_restore(tiny_project, tmp_path / "clone_s3", remote, credentials)
+    _assert_nothing_ran(output)
+    assert os.path.exists(tmp_path / "clone_s3" / "models" / "best.pt")
