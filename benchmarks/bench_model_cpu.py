@@ -13,6 +13,7 @@ import argparse
 import copy
 import importlib.util
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def infer_step(model: nn.Module, x: torch.Tensor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--infer-batch", type=int, default=8)
     parser.add_argument("--reference-frames", type=int, default=240,
@@ -157,6 +158,7 @@ def main() -> None:
         "params": count_parameters(ours),
         "mambapy_params": count_parameters(theirs) if theirs is not None else None,
         "reference_max_abs_diff": diff,
+        "median_s": {k: round(statistics.median(v), 4) for k, v in times.items() if v},
     }
     print(json.dumps(result))
 

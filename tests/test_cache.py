@@ -41,7 +41,7 @@ def write_preprocess(out, recordings=RECORDINGS, split="train", params_hash=PARA
     rng = np.random.default_rng(seed)
     arrays, rows = {}, []
     for rid, (seconds, intervals) in recordings.items():
-        n = int(round(seconds * FS))
+        n = round(seconds * FS)
         block = rng.normal(0, 1, (19, n)).astype(np.float16)
         meta = {"recording_id": rid, "split": split, "patient": f"p_{rid}", "session": "s001",
                 "montage": "01_tcp_ar", "duration_s": seconds, "n_samples": n,
@@ -66,7 +66,7 @@ def built(tmp_path):
 
 # ----------------------------------------------------------------------------- store
 def test_store_layout_and_index(built, tmp_path):
-    store, arrays = built
+    store, _arrays = built
     assert store.recording_ids == sorted(RECORDINGS)  # failed recordings are left out
     index = store.index
     assert list(index["offset"]) == list(np.concatenate(([0], np.cumsum(index["length"])[:-1])))
@@ -135,7 +135,7 @@ def test_open_refuses_missing_or_mismatched(tmp_path, built):
 
 def test_interrupted_build_leaves_no_cache(tmp_path, monkeypatch):
     write_preprocess(tmp_path / "pre")
-    import szflow.cache.build as build
+    from szflow.cache import build
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -208,7 +208,7 @@ def test_sampler_drops_classes_without_windows(built):
 
 def test_sampler_is_deterministic_and_resumes_bit_exactly(built):
     store, _ = built
-    make = lambda seed: TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=seed, num_windows=50)  # noqa: E731
+    make = lambda seed: TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=seed, num_windows=50)
     full = [d for _, d in zip(range(130), _endless(make(7)), strict=False)]
     assert full[:50] == list(make(7))
     assert full[:50] != list(make(8))
@@ -281,7 +281,7 @@ def test_centre_window_owns_each_frame(built):
 
 # ----------------------------------------------------------------------------- datasets, loaders
 def test_training_dataset_items(built):
-    store, arrays = built
+    store, _arrays = built
     sampler = TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=0, num_windows=8)
     dataset = TrainingWindowDataset(store, 60.0, frame_rate_hz=4.0)
     row, start = next(iter(sampler))

@@ -17,6 +17,7 @@ from szflow.model import (
     Mamba2Torch,
     capture_rng_state,
     describe_model,
+    frames_for,
     load_checkpoint,
     load_detector,
     make_mamba_block,
@@ -172,12 +173,15 @@ def test_reverse_valid_keeps_padding_in_place() -> None:
 
 
 # ----------------------------------------------------------------------------- detector
-def test_detector_shapes_and_frames() -> None:
+def test_detector_shapes_and_frames(caplog) -> None:
     cfg = tiny_config()
-    model = Detector(cfg, mamba_impl="torch").eval()
+    with caplog.at_level("INFO", logger="szflow.model"):
+        model = Detector(cfg, mamba_impl="torch").eval()
     assert model.mamba_impl_used == "torch"
+    assert "using torch Mamba-2 blocks" in caplog.text
     assert model.samples_per_frame == 16
     assert model.frames_for(160) == 10 and model.frames_for(161) == 11 and model.frames_for(1) == 1
+    assert frames_for(ModelConfig(), 15_360) == 240
     for n_samples in (16, 160, 170):
         logits = model(torch.randn(2, 3, n_samples))
         assert logits.shape == (2, model.frames_for(n_samples))

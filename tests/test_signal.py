@@ -28,7 +28,7 @@ def _recording(signals, rates, path="mem.edf") -> EegRecording:
 
 
 def _sine_block(rate: float, seconds: float, freq: float, amplitude: float, channel: int) -> list[np.ndarray]:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     signals = [np.zeros_like(t, dtype=np.float32) for _ in range(19)]
     signals[channel] = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     return signals
@@ -180,3 +180,25 @@ def test_channel_stats_short_block_uses_every_sample():
     block = np.arange(12, dtype=np.float32).reshape(2, 6)
     stats = channel_stats(block, "mean_std")
     np.testing.assert_allclose(stats.centre, [2.5, 8.5])
+
+
+def test_long_recording_statistics_match_full_quantiles():
+    rng = np.random.default_rng(2)
+    n = 40 * 60 * FS  # 40 min: statistics from 128 spread 1 s blocks
+    t = np.arange(n) / FS
+    block = (rng.normal(0, 30, (2, n)) + 40 * np.sin(2 * np.pi * 10 * t)
+             + np.linspace(0, 20, n)).astype(np.float32)  # a slow drift: blocks must span the whole recording
+    full_q25, full_q50, full_q75 = np.quantile(block, [0.25, 0.5, 0.75], axis=1)
+    stats = channel_stats(block, "median_iqr")
+    np.testing.assert_allclose(stats.centre, full_q50, atol=0.02 * 30)
+    np.testing.assert_allclose(stats.scale, (full_q75 - full_q25) / IQR_TO_SIGMA, rtol=0.02)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 101, 4096])
+def test_quartiles_match_numpy_lower(n):
+    from szflow.signal.normalise import quartiles
+
+    sample = np.random.default_rng(n).normal(0, 1, (3, n)).astype(np.float32)
+    expected = np.quantile(sample, [0.25, 0.5, 0.75], axis=1, method="lower")
+    for got, want in zip(quartiles(sample.copy()), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

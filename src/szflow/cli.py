@@ -145,6 +145,44 @@ def remote_check(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def detect(
+    inputs: list[Path] = typer.Argument(..., help="EDF files, or folders searched recursively for *.edf."),
+    checkpoint: Path = typer.Option(Path("models/best.pt"), "--checkpoint", help="Trained detector (best.pt)."),
+    operating_point: str = typer.Option("10", "--operating-point",
+                                        help="False alarms per 24 h to operate at: a key of operating_points.json."),
+    operating_points: Path | None = typer.Option(
+        None, "--operating-points", help="Operating points file (default: operating_points.json beside the checkpoint)."),
+    out: Path = typer.Option(Path("detections"), "--out", help="Folder for the event files."),
+    fmt: str = typer.Option("csv_bi", "--format", help="csv_bi (TUSZ) or tsv (SzCORE _events.tsv)."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: the hardware profile's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per batch (default: the profile's)."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bars (default: when stderr is a terminal)."),
+) -> None:
+    """Detect seizures in EDF recordings; write one event file per recording. Exit 1 if any file failed."""
+    from szflow.detect import format_result, format_summary, run_detect
+
+    def report(result) -> None:
+        if result.status == "ok":
+            typer.echo(format_result(result))
+        else:
+            typer.echo(f"error: {result.message}", err=True)
+
+    try:
+        summary = run_detect(
+            inputs, checkpoint=checkpoint, operating_point=operating_point, operating_points=operating_points,
+            out_dir=out, fmt=fmt, params_dir=params_dir, device=device, batch_size=batch_size,
+            progress=sys.stderr.isatty() if progress is None else progress, on_result=report,
+        )
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(format_summary(summary))
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

@@ -88,6 +88,9 @@ def predict_tracks(
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=max(1, int(batch_size)), shuffle=False, num_workers=num_workers,
         pin_memory=device.type == "cuda",
+        # Own generator: starting a DataLoader draws a seed, and inference must not move the global
+        # RNG (training validates mid-run; a resumed run must see the same random numbers).
+        generator=torch.Generator(),
     )
 
     was_training = model.training

@@ -9,7 +9,7 @@ from szflow.model.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from szflow.model.detector import PAD_LOGIT, Detector, describe_model
+from szflow.model.detector import PAD_LOGIT, Detector, describe_model, frames_for, samples_per_frame
 from szflow.model.mamba_torch import Mamba2Torch, ssd_scan
 
 __all__ = [
@@ -19,11 +19,13 @@ __all__ = [
     "Mamba2Torch",
     "capture_rng_state",
     "describe_model",
+    "frames_for",
     "load_checkpoint",
     "load_detector",
     "make_mamba_block",
     "resolve_mamba_impl",
     "restore_rng_state",
+    "samples_per_frame",
     "save_checkpoint",
     "ssd_scan",
 ]

@@ -42,6 +42,11 @@ def samples_per_frame(cfg: ModelConfig) -> int:
     return int(spf)
 
 
+def frames_for(cfg: ModelConfig, n_samples: int) -> int:
+    """Frames the detector produces for `n_samples` samples (a partial last frame counts, zero-padded)."""
+    return -(-int(n_samples) // samples_per_frame(cfg))
+
+
 def encoder_strides(total: int, n_stages: int) -> list[int]:
     """Split the downsampling factor over the encoder stages as evenly as integers allow (64, 3 -> 4,4,4)."""
     strides = []
@@ -150,7 +155,7 @@ class Detector(nn.Module):
 
     def frames_for(self, n_samples: int) -> int:
         """Frames produced for `n_samples` input samples (a partial last frame counts, zero-padded)."""
-        return -(-int(n_samples) // self.samples_per_frame)
+        return frames_for(self.cfg, n_samples)
 
     def forward(self, x: Tensor, frame_mask: Tensor | None = None) -> Tensor:
         if x.dim() != 3 or x.shape[1] != self.cfg.in_channels:

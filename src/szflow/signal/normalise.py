@@ -17,10 +17,15 @@ from typing import Literal
 import numpy as np
 
 IQR_TO_SIGMA = 1.3489795  # IQR of a standard normal distribution
-# Statistics come from every STATS_STRIDE-th sample (a 64 Hz subsample at 256 Hz): a 1-hour
-# channel still gives 230,000 values (standard error of the median ~0.3% of sigma), at a quarter
-# of the cost of partitioning the full channel.
-STATS_STRIDE = 4
+# Statistics come from at most STATS_BLOCKS blocks of STATS_BLOCK_SAMPLES consecutive samples
+# (1 s at 256 Hz), spread evenly over the recording: 32,768 values per channel whatever the
+# length (standard error of the median ~0.7% of sigma for independent samples), so the quantiles
+# cost ~10 ms per recording instead of growing with it (~90 ms per hour for every 4th sample) --
+# TUSZ recordings average 12 minutes, so per-recording costs matter. Whole blocks rather than a
+# fixed stride: a strided subsample aliases any rhythm at a multiple of (rate / stride) onto one
+# phase and biases the quartiles. Recordings up to 128 s use every sample.
+STATS_BLOCK_SAMPLES = 256
+STATS_BLOCKS = 128
 # A channel whose spread is below this (in the input unit, microvolts) is treated as flat: it is
 # centred but not scaled, instead of being blown up to noise or divided by zero.
 FLAT_SCALE = 1e-6
@@ -34,11 +39,42 @@ class NormalisationStats:
     scale: np.ndarray  # (channels,) float32, 1.0 for flat channels
 
 
+def statistics_sample(block: np.ndarray) -> np.ndarray:
+    """A copy of the samples the statistics are computed from: all of `block` when short, else
+    (channels, STATS_BLOCKS * STATS_BLOCK_SAMPLES) of evenly spread blocks."""
+    n = block.shape[1]
+    if n <= STATS_BLOCKS * STATS_BLOCK_SAMPLES:
+        return block.copy()
+    starts = np.linspace(0, n - STATS_BLOCK_SAMPLES, STATS_BLOCKS).astype(np.int64)
+    columns = (starts[:, None] + np.arange(STATS_BLOCK_SAMPLES)).reshape(-1)
+    return block[:, columns]
+
+
+def quartiles(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row 25th, 50th and 75th percentiles ('lower' order statistics), reordering `sample`.
+
+    Three single-pivot partitions (median first, then each quartile inside its half) instead of
+    `np.quantile`'s one multi-pivot partition: numpy runs single-pivot partitions with SIMD
+    (x86-simd-sort), which makes this twice as fast.
+    """
+    n = sample.shape[1]
+    k50, k25, k75 = (n - 1) // 2, (n - 1) // 4, 3 * (n - 1) // 4
+    if not k25 < k50 < k75:  # a handful of samples: no halves to partition
+        q25, q50, q75 = np.quantile(sample, [0.25, 0.5, 0.75], axis=1, method="lower")
+        return q25, q50, q75
+    sample.partition(k50, axis=1)
+    q50 = sample[:, k50].copy()
+    # Each half excludes the pivot, so partitioning one half never moves elements of the other.
+    sample[:, :k50].partition(k25, axis=1)
+    sample[:, k50 + 1:].partition(k75 - k50 - 1, axis=1)
+    return sample[:, k25].copy(), q50, sample[:, k75].copy()
+
+
 def channel_stats(block: np.ndarray, method: Method = "median_iqr") -> NormalisationStats:
     """Centre and scale of every channel of a (channels, samples) block."""
-    sample = block[:, ::STATS_STRIDE] if block.shape[1] >= 64 * STATS_STRIDE else block
+    sample = statistics_sample(block)
     if method == "median_iqr":
-        q25, q50, q75 = np.quantile(sample, [0.25, 0.5, 0.75], axis=1)
+        q25, q50, q75 = quartiles(sample)
         centre, scale = q50, (q75 - q25) / IQR_TO_SIGMA
     elif method == "mean_std":
         centre = sample.mean(axis=1, dtype=np.float64)

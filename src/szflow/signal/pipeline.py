@@ -267,8 +267,8 @@ def process_recording(job: RecordingJob) -> JobResult:
 
 
 # ----------------------------------------------------------------------------- corpus
-def _jobs(table: pd.DataFrame, out_dir: Path, cfg: PreprocessConfig, params_hash: str
-          ) -> tuple[list[RecordingJob], list[JobResult]]:
+def make_jobs(table: pd.DataFrame, out_dir: Path, cfg: PreprocessConfig, params_hash: str
+              ) -> tuple[list[RecordingJob], list[JobResult]]:
     """One job per recording; recordings that cannot even be attempted come back as failures."""
     jobs: list[RecordingJob] = []
     failed: list[JobResult] = []
@@ -283,17 +283,35 @@ def _jobs(table: pd.DataFrame, out_dir: Path, cfg: PreprocessConfig, params_hash
         key = (job.split, job.recording_id)
         if key in seen:
             # Both would write the same output files.
-            failed.append(_failed(job, f"duplicate recording id in split {job.split} (also {seen[key]})"))
+            failed.append(failed_result(job, f"duplicate recording id in split {job.split} (also {seen[key]})"))
             continue
         seen[key] = job.edf_path
         jobs.append(job)
     return jobs, failed
 
 
-def _failed(job: RecordingJob, reason: str) -> JobResult:
+def failed_result(job: RecordingJob, reason: str) -> JobResult:
+    """The report row of a recording that failed for `reason`."""
     return JobResult(recording_id=job.recording_id, split=job.split, patient=job.patient, session=job.session,
                      montage=job.montage, edf_path=job.edf_path, annotation_path=job.annotation_path or "",
                      reason=reason)
+
+
+# Older names, used by szflow.remote.modal_app.
+_jobs = make_jobs
+_failed = failed_result
+
+
+def _probe(pool: ProcessPoolExecutor) -> None:
+    """Fail fast, with the likely cause, when worker processes cannot start at all (rather than
+    reporting every recording as failed)."""
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool:
+        raise SzflowError(
+            "preprocess: worker processes could not start. A script that calls run_preprocess with "
+            "preprocess.num_workers > 0 must do so under `if __name__ == '__main__':` (workers are "
+            "spawned and import the main module); or set preprocess.num_workers: 0") from None
 
 
 def _run_in_pool(jobs: list[RecordingJob], num_workers: int, on_result: Callable[[JobResult], None]) -> None:
@@ -308,9 +326,13 @@ def _run_in_pool(jobs: list[RecordingJob], num_workers: int, on_result: Callable
     context = multiprocessing.get_context("spawn")
     workers = min(num_workers, len(jobs))
     pending = deque(jobs)
+    probed = False
     while pending:
         suspects: list[RecordingJob] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            if not probed:
+                _probe(pool)
+                probed = True
             in_flight: dict[Future, RecordingJob] = {}
             while pending or in_flight:
                 # Two per worker keeps every worker busy while bounding what a crash takes down.
@@ -325,7 +347,7 @@ def _run_in_pool(jobs: list[RecordingJob], num_workers: int, on_result: Callable
                     except BrokenProcessPool:
                         suspects.append(job)
                     except Exception as exc:  # noqa: BLE001 - e.g. a result that failed to unpickle
-                        on_result(_failed(job, f"unexpected {type(exc).__name__}: {exc}"))
+                        on_result(failed_result(job, f"unexpected {type(exc).__name__}: {exc}"))
                 if suspects:
                     suspects.extend(in_flight.values())
                     break
@@ -334,7 +356,7 @@ def _run_in_pool(jobs: list[RecordingJob], num_workers: int, on_result: Callable
                 try:
                     on_result(alone.submit(process_recording, job).result())
                 except BrokenProcessPool:
-                    on_result(_failed(job, "the worker process died while preprocessing this recording "
+                    on_result(failed_result(job, "the worker process died while preprocessing this recording "
                                            "(crash or out of memory)"))
 
 
@@ -368,7 +390,7 @@ def run_preprocess(params: Params, out_dir: str | Path = Path("data/preprocess")
                   cfg.notch_quality)
     table = corpus if corpus is not None else discover_corpus(corpus_root(params), source=params.data.source)
     params_hash = params.section_hash("preprocess")
-    jobs, results = _jobs(table, out_dir, cfg, params_hash)
+    jobs, results = make_jobs(table, out_dir, cfg, params_hash)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     bar = tqdm(total=len(jobs) + len(results), desc="preprocess", unit="rec", disable=not progress)

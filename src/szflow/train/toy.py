@@ -61,7 +61,7 @@ def write_toy_store(cache_dir: str | Path, split: str = "train", recordings: lis
     split_dir = Path(cache_dir) / split
     split_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    lengths = [int(round(r["duration_s"] * SAMPLE_RATE_HZ)) for r in recordings]
+    lengths = [round(r["duration_s"] * SAMPLE_RATE_HZ) for r in recordings]
     offsets = np.concatenate(([0], np.cumsum(lengths)))[:-1].astype(np.int64)
     total = int(sum(lengths))
     signals = np.zeros((N_CHANNELS, total), np.float16)

@@ -1,0 +1,135 @@
+"""Training throughput: the full training loop versus the model's own step, in one run.
+
+  model-only  forward + masked loss + backward + grad clipping + AdamW step on pre-made tensors
+  loop        `run_train_stage`: sampler + window reads + collation + the same step + LR schedule +
+              DVCLive logging + progress bar, timed between consecutive steps (on_step hook), so
+              the one-off setup and the final validation are not counted
+
+The model-only phase runs before and after the loop and the two are averaged, so a change in load
+from other processes during the run hits both sides alike. Data: the train cache under
+`data/cache/train` when present, else a synthetic toy cache of 10-minute recordings. The model is
+the one in params.yaml (the seed size, 6 x 512) unless --tiny. Batch size: the hardware profile's
+train_batch_size (8 on the local profile).
+
+    python benchmarks/bench_train.py [--steps 4] [--tiny]
+
+Prints a table, then one JSON line:
+  {"benchmark": "train", "loop_windows_per_s": ..., "model_only_windows_per_s": ..., "ratio": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import torch
+
+from szflow.config import Params, load_params
+from szflow.model import Detector
+from szflow.train.losses import masked_loss
+from szflow.train.toy import toy_recordings, write_toy_store
+
+TINY = {"n_layers": 1, "d_model": 32, "d_state": 4, "encoder_channels": [8, 16], "chunk_size": 64}
+
+
+def with_overrides(params: Params, root: Path, steps: int, tiny: bool) -> Params:
+    train = params.train.model_copy(update={
+        "max_steps": steps, "eval_every_steps": steps, "checkpoint_every_steps": steps, "warmup_steps": 1,
+        "patience_evals": 100,
+    })
+    update = {"train": train}
+    if tiny:
+        update["model"] = params.model.model_copy(update=TINY)
+    hardware = params.hardware.model_copy(update={"wandb_mode": "disabled"})
+    return Params(shared=params.shared.model_copy(update=update), hardware=hardware, root=str(root))
+
+
+def model_only(params: Params, steps: int) -> list[float]:
+    """Seconds per step of the bare model step on tensors made once."""
+    torch.manual_seed(0)
+    model = Detector(params.model, mamba_impl="torch").train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = params.hardware.train_batch_size
+    samples = round(params.sampler.window_s * 256)
+    x = torch.randn(batch, params.model.in_channels, samples)
+    frames = model.frames_for(samples)
+    y = (torch.rand(batch, frames) > 0.7).float()
+    valid = torch.ones(batch, frames, dtype=torch.bool)
+    times = []
+    for _ in range(steps + 1):  # the first step allocates; not counted
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = masked_loss(model(x), y, valid, kind=params.train.loss, pos_weight=params.train.pos_weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def full_loop(params: Params, workdir: Path, steps: int) -> list[float]:
+    """Seconds between consecutive steps of the real training loop (first two not counted)."""
+    from szflow.train import run_train_stage
+
+    stamps: list[float] = []
+    run_train_stage(params, workdir, progress=True, on_step=lambda step, loss: stamps.append(time.perf_counter()))
+    intervals = [b - a for a, b in itertools.pairwise(stamps)]
+    # The final step also validates and checkpoints before its on_step: drop it.
+    return intervals[1:-1] if len(intervals) > 2 else intervals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per phase")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model instead of the params.yaml one")
+    parser.add_argument("--root", type=Path, default=Path("."), help="project folder with params.yaml")
+    args = parser.parse_args(argv)
+
+    base = load_params(args.root)
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        workdir = Path(tmp)
+        cache = args.root / "data" / "cache" / "train"
+        if (cache / "manifest.json").exists():
+            (workdir / "data" / "cache").mkdir(parents=True)
+            (workdir / "data" / "cache" / "train").symlink_to(cache.resolve())
+            data = f"train cache {cache}"
+        else:
+            write_toy_store(workdir / "data" / "cache", "train", toy_recordings(n_patients=6, duration_s=600.0,
+                                                                                seizure_s=60.0))
+            data = "toy cache (12 x 10 min)"
+        # Loop: 1 warm-up interval + `steps` timed + the final (validating) step.
+        params = with_overrides(base, workdir, args.steps + 3, args.tiny)
+        before = model_only(params, args.steps)
+        loop = full_loop(params, workdir, args.steps + 3)
+        after = model_only(params, args.steps)
+
+    batch = params.hardware.train_batch_size * params.hardware.grad_accumulation
+    model_s = statistics.median(before + after)
+    loop_s = statistics.median(loop)
+    result = {
+        "benchmark": "train",
+        "loop_windows_per_s": round(batch / loop_s, 3),
+        "model_only_windows_per_s": round(batch / model_s, 3),
+        "ratio": round(model_s / loop_s, 3),
+    }
+    m = params.model
+    print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}), batch {batch}, "
+          f"{params.sampler.window_s:g} s windows, {torch.get_num_threads()} threads, data: {data}", file=sys.stderr)
+    print(f"model-only s/step: before {[round(t, 2) for t in before]} after {[round(t, 2) for t in after]}",
+          file=sys.stderr)
+    print(f"loop s/step:       {[round(t, 2) for t in loop]}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
