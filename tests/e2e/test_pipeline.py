@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,20 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def project(tiny_project: Path) -> Path:
     return tiny_project
+
+
+@contextlib.contextmanager
+def hardware_profile(project: Path, hw: str) -> Iterator[None]:
+    """params.yaml with another `hw` for the duration of the block, as `dvc exp run -S hw=...` does."""
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["hw"] = hw
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        yield
+    finally:
+        params_path.write_text(original)
 
 
 def test_repro_leaves_every_output(project: Path):
@@ -54,32 +70,18 @@ def test_second_repro_reruns_nothing(project: Path):
 
 
 def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path):
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    try:
-        params = yaml.safe_load(original)
-        params["hw"] = "a100"
-        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    with hardware_profile(project, "a100"):
         status = run(["dvc", "status", "--json"], project).stdout
-        changed = set(json.loads(status or "{}"))
-        assert {"train", "dev", "eval"} <= {name.split(":")[-1] for name in changed}
-        assert not {"synth", "preprocess", "cache"} & {name.split(":")[-1] for name in changed}
-    finally:
-        params_path.write_text(original)
+    changed = {name.split(":")[-1] for name in json.loads(status or "{}")}
+    assert {"train", "dev", "eval"} <= changed
+    assert not {"synth", "preprocess", "cache"} & changed
 
 
 def test_a100_without_modal_token_fails_fast_and_leaves_nothing_half_written(project: Path):
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    try:
-        params = yaml.safe_load(original)
-        params["hw"] = "a100"
-        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    with hardware_profile(project, "a100"):
         started = time.monotonic()
         result = run(["dvc", "repro"], project, check=False, timeout=300)
         elapsed = time.monotonic() - started
-    finally:
-        params_path.write_text(original)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "modal token new" in output
