@@ -35,7 +35,7 @@ def env() -> dict[str, str]:
 
 
 def run(args: list[str], cwd: Path, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(args, check=False, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
