@@ -3,7 +3,7 @@
 Per recording, `<out>/<split>/<recording_id>.npy` holds the preprocessed signal as float16 with
 shape (19, n) (channel-major, electrodes in `ELECTRODES` order, 256 Hz), and
 `<out>/<split>/<recording_id>.json` its metadata (duration, patient, seizure intervals and types,
-normalisation statistics, params hash). Channel-major is the layout of the cache (see
+params hash, input file fingerprints). Channel-major is the layout of the cache (see
 `szflow.cache`), so building the cache is a row-by-row copy. The JSON is written after the array,
 both atomically, so a JSON that exists marks a complete recording: a restarted run skips it.
 `<out>/report.csv` lists every recording with status ok/failed and the reason.
