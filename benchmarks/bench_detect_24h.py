@@ -10,9 +10,12 @@ is itself memory-bounded. The detector is the seed-size model of params.yaml wit
 (timing and memory do not depend on the weights; the events are meaningless).
 
 Each measurement is its own process (`szflow detect` as a user runs it), timed by wall clock, with
-its peak resident memory from `wait4` (the kernel's ru_maxrss of that process). Baseline measured
+its peak resident memory from `wait4` (the kernel's ru_maxrss of that process). Baselines measured
 in the same run: the preprocessing-only floor, i.e. `read_eeg` + `preprocess_recording` + float16
-of the 1 h file (what any detector must pay before the network runs). Ends with one JSON line.
+of the 1 h file (what any detector must pay before the network runs): `ratio` is detect's seconds
+per EEG hour over it; and the network floor, forward passes of random windows only:
+`overhead_ratio` is detect over the sum of both floors (1.0 = nothing but the unavoidable work).
+Ends with one JSON line.
 Targets: peak RSS <= 2 GB and <= 30 s per hour of EEG for the 24 h file.
 """
 
@@ -140,6 +143,28 @@ print(time.perf_counter() - started)
 """
 
 
+NETWORK = r"""
+import sys, time
+import torch
+from szflow.config import load_params
+from szflow.model import Detector
+params = load_params(sys.argv[1])
+batch = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "None" else params.hardware.inference_batch_size
+model = Detector(params.model, mamba_impl="torch").eval()
+window = round(params.sampler.window_s * params.preprocess.sample_rate_hz)
+hop_s = params.sampler.window_s - params.sampler.inference_overlap_s
+x = torch.randn(batch, 19, window)
+with torch.inference_mode():
+    model(x)
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        model(x)
+        best = min(best, time.perf_counter() - started)
+print(best / batch * 3600 / hop_s)
+"""
+
+
 def detect_command(edf: Path, checkpoint: Path, out: Path, batch_size: int | None, device: str) -> list[str]:
     args = [sys.executable, "-c", "from szflow.cli import main; main()", "detect", str(edf), "--checkpoint",
             str(checkpoint), "--out", str(out), "--params-dir", str(ROOT), "--device", device, "--no-progress"]
@@ -166,6 +191,10 @@ def main() -> None:
     floor_rss = min(rss for _, rss, _ in floor_runs)
     print(f"preprocessing floor, 1 h: {floor_s:.2f} s (in-process), peak RSS {floor_rss:.0f} MB", file=sys.stderr)
 
+    network_runs = [measure([sys.executable, "-c", NETWORK, str(ROOT), str(args.batch_size)]) for _ in range(2)]
+    network_s = min(float(stdout.strip()) for _, _, stdout in network_runs)
+    print(f"network floor: {network_s:.2f} s per EEG hour (forward passes only)", file=sys.stderr)
+
     hour_s, hour_rss, _ = measure(detect_command(hour_edf, checkpoint, out, args.batch_size, args.device))
     print(f"detect 1 h: {hour_s:.1f} s, peak RSS {hour_rss:.0f} MB", file=sys.stderr)
     long_s, long_rss, stdout = measure(detect_command(long_edf, checkpoint, out, args.batch_size, args.device))
@@ -181,6 +210,8 @@ def main() -> None:
         "ratio": round(s_per_hour / floor_s, 2),
         "ratio_is": "detect s per EEG hour (24 h file, whole command) / preprocessing-only floor s per EEG hour",
         "baseline_preprocess_s_per_eeg_hour": round(floor_s, 2),
+        "network_floor_s_per_eeg_hour": round(network_s, 2),
+        "overhead_ratio": round(s_per_hour / (floor_s + network_s), 2),
         "detect_1h_s": round(hour_s, 2),
         "detect_1h_peak_rss_mb": round(hour_rss, 1),
         "device": args.device,

@@ -327,6 +327,12 @@ def _garbage(path: Path) -> None:
     path.write_bytes(b"this is not an EDF file at all" * 20)
 
 
+def _discontinuous(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[192:236] = b"EDF+D".ljust(44)
+    path.write_bytes(bytes(data))
+
+
 BAD_CASES = {
     "missing_electrode": ({"labels": [lb for lb in TUSZ_LABELS if "CZ" not in lb]}, None,
                           "missing electrode CZ"),
@@ -336,6 +342,8 @@ BAD_CASES = {
     "non_finite": ({}, _nan_patch, "non-finite samples (NaN or inf) in 'EEG F4-REF'"),
     "flat": ({"signal": _flat}, None, "flat recording"),
     "too_short": ({"duration_s": 6}, None, "recording is 6 s long; detection needs at least 10 s"),
+    "discontinuous": ({}, _discontinuous, "discontinuous EDF+ (EDF+D)"),
+    "rate": ({"rate": 20.0}, None, "is sampled at 20 Hz; detect reads EEG sampled at 32-20000 Hz"),
 }
 
 

@@ -12,7 +12,8 @@ The path from an EDF to events is the training/eval path, step for step:
 For a recording of the eval split this reproduces eval's events to the bit (tests/test_detect.py).
 
 Long recordings. Whole-recording preprocessing holds several float32 copies of the signal (about
-70 MB each per hour), so recordings longer than `EXACT_MAX_S` (2 h) are processed in chunks:
+70 MB each per hour), so recordings longer than `EXACT_MAX_S` (2 h), or whose one-piece processing
+would need more than `EXACT_MAX_BYTES` (1.2 GB: high sample rates), are processed in chunks:
   pass 1 reads `CHUNK_S` of EEG at a time (plus `MARGIN_S` on each side, so the zero-phase IIR
          filters and the polyphase resampler settle before the kept part) and keeps only the
          samples `szflow.signal.normalise.statistics_sample` would pick from the whole filtered
@@ -53,8 +54,10 @@ from szflow.signal.normalise import NormalisationStats, channel_stats, statistic
 
 log = logging.getLogger("szflow.detect")
 
-# Recordings up to this long are preprocessed in one piece (bit-identical to the preprocess stage).
+# Recordings up to this long are preprocessed in one piece (bit-identical to the preprocess stage),
+# unless that would need more than EXACT_MAX_BYTES (high sample rates): see `one_piece_bytes`.
 EXACT_MAX_S = 2 * 3600.0
+EXACT_MAX_BYTES = 1.2e9
 # The shortest recording detect accepts: the network sees 60 s windows, and below 10 s the
 # normalisation statistics and the filters' edges dominate what little signal there is.
 MIN_DURATION_S = 10.0
@@ -146,6 +149,11 @@ def find_edfs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 # ----------------------------------------------------------------------------- input checks
 def _check_header(header: EdfHeader, chosen: Sequence[int]) -> None:
+    if header.reserved.upper().startswith("EDF+D"):
+        # Records of a discontinuous EDF+ file are not back to back in time: reading them as one
+        # signal would put events at wrong times and filter across the gaps.
+        raise InputFileError(header.path, "discontinuous EDF+ (EDF+D): recordings with gaps are not supported; "
+                                          "export each continuous segment as its own EDF")
     for index in chosen:
         rate = header.sample_rates[index]
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
@@ -185,6 +193,19 @@ class _ValueCheck:
         if np.all(spans < FLAT_DIGITAL_STEPS):
             raise InputFileError(self.header.path, f"flat recording: all {len(self.chosen)} EEG channels are "
                                                    "constant (no signal to analyse)")
+
+
+def one_piece_bytes(header: EdfHeader, chosen: Sequence[int], rate: float) -> int:
+    """Estimated peak memory of `read_eeg` + `preprocess_recording` on the whole recording.
+
+    The int16 records, the electrodes as float32 twice (read, then stacked for resampling) and
+    about four float32 copies at the target rate (resampled, filter padding and passes). Measured
+    peak for 1 h at 250 Hz with 22 signals: ~410 MB above the interpreter; this gives 460 MB.
+    """
+    raw = header.n_records * header.record_samples * 2
+    n_in = sum(header.n_records * header.samples_per_record[i] for i in chosen)
+    n_out = len(chosen) * header.duration_s * rate
+    return int(raw + 2 * 4 * n_in + 4 * 4 * n_out)
 
 
 # ----------------------------------------------------------------------------- stores for predict_tracks
@@ -450,7 +471,9 @@ def predict_file(path: str | Path, model, params: Params, *, settings: Inference
     rid = recording_id(path)
     check = _ValueCheck(header, chosen)
     window = round(settings.window_s * rate)
-    chunked = header.duration_s > max_exact_s and header.duration_s * rate > window
+    too_big = header.duration_s > max_exact_s or one_piece_bytes(header, chosen, rate) > EXACT_MAX_BYTES
+    # A recording shorter than one window is never chunked (it is one padded window anyway).
+    chunked = too_big and header.duration_s * rate > window
     if not chunked:
         # A header range that overflows float32 makes inf/NaN samples; they are reported by
         # `check` as one clear error, so numpy's warnings about them would only be noise.

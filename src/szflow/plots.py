@@ -112,17 +112,21 @@ def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, split in zip(axes, SPLITS):
         for detector, style in (("network", "-"), ("baseline", "--")):
+            # Threshold order (high to low): the curve a user walks by lowering the threshold.
             rows = sorted((r for r in froc if r["split"] == split and r["detector"] == detector),
-                          key=lambda r: r["fa_per_24h"])
+                          key=lambda r: -r["threshold"])
             ax.plot([r["fa_per_24h"] for r in rows], [r["sensitivity"] for r in rows], style,
                     marker=".", label=detector)
             marks = [r for r in ops if r["split"] == split and r["detector"] == detector]
             ax.scatter([r["fa_per_24h"] for r in marks], [r["sensitivity"] for r in marks], s=60,
                        marker="o" if detector == "network" else "s", edgecolor="k", zorder=3,
                        label=f"{detector} operating points")
+            # Operating points that land on the same spot share one label ("10/5").
+            labels: dict[tuple[float, float], list[str]] = {}
             for r in marks:
-                ax.annotate(f"{r['target_fa_per_24h']}", (r["fa_per_24h"], r["sensitivity"]),
-                            textcoords="offset points", xytext=(4, -10), fontsize=8)
+                labels.setdefault((r["fa_per_24h"], r["sensitivity"]), []).append(str(r["target_fa_per_24h"]))
+            for (x, y), names in labels.items():
+                ax.annotate("/".join(names), (x, y), textcoords="offset points", xytext=(5, -11), fontsize=8)
         ax.set_xscale("symlog", linthresh=1)
         ax.set_title(f"FROC on {split} (OVLP)")
         ax.set_xlabel("false alarms per 24 h")

@@ -112,7 +112,12 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.strides = encoder_strides(samples_per_frame(cfg), len(cfg.encoder_channels))
+        spf = samples_per_frame(cfg)
+        self.strides = encoder_strides(spf, len(cfg.encoder_channels))
+        if math.prod(self.strides) != spf:
+            raise ConfigError(
+                f"model.encoder_channels: needs at least one stage to downsample {spf}x to the frame rate"
+            )
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         c_in = cfg.in_channels

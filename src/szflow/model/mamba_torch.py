@@ -1,6 +1,6 @@
 """Pure-PyTorch Mamba-2 block (state-space duality, chunked matmul form) for CPU and kernel-less GPUs.
 
-Parameter names, shapes and initialisation follow `mamba_ssm.Mamba2` (ngroups=1, no biases on the
+Parameter names, shapes and initialisation follow `mamba_ssm.Mamba2` (ngroups default 1, no biases on the
 projections, gated RMSNorm with norm_before_gate=False, D per head), so a state_dict saved from
 either implementation loads into the other.
 
@@ -9,7 +9,7 @@ The SSM per head h (head dim P, state dim N), with scalar decay a_t = exp(dt_t *
     S_t = a_t * S_{t-1} + dt_t * x_t B_t^T        (S_t: P x N, S_0 = 0)
     y_t = S_t C_t + D_h * x_t
 
-`ssd_scan` evaluates it without a loop over time: the sequence is cut into chunks of Q steps;
+`ssd_heads_first` evaluates it without a loop over time: the sequence is cut into chunks of Q steps;
 inside a chunk the output is a masked (Q x Q) matmul with the decay matrix
 L[i, j] = exp(sum_{j<k<=i} log a_k) (the "quadratic" SSD form); the state carried across chunks
 is a second, tiny matmul over chunk indices. Everything is batched matmuls, which is what a CPU
@@ -55,7 +55,7 @@ def ssd_heads_first(xh: Tensor, dth: Tensor, A: Tensor, Bg: Tensor, Cg: Tensor, 
     """Selective SSM (scalar decay per head) in chunked SSD form, zero initial state, heads-first layout.
 
     xh: (b, h, l, p); dth: (b, h, l) (softplus'ed, >= 0); A: (h,) (negative); Bg, Cg: (b, g, l, n),
-    heads h = g * (h // g), consecutive heads sharing a group. Returns y: (b, h, l, p) (contiguous),
+    heads h = g * (h // g), consecutive heads sharing a group. Returns y: (b, h, l, p),
     without the D skip term. Heads-first (rather than time-first) makes every chunked view below free
     and every product a plain batched matmul: on CPU this is ~1.5x faster than a time-first layout.
     """
