@@ -103,14 +103,13 @@ def write_tracks(path: Path, tracks) -> None:
     meta = [
         {"recording_id": t.recording_id, "duration_s": float(t.duration_s),
          "frame_rate_hz": float(t.frame_rate_hz), "reference": [list(map(float, r)) for r in t.reference],
-         "frames": int(len(t.probabilities))}
+         "frames": len(t.probabilities)}
         for t in tracks
     ]
     probabilities = (np.concatenate([t.probabilities for t in tracks]).astype(np.float32)
                      if tracks else np.zeros(0, np.float32))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, probabilities=probabilities, meta=np.array(json.dumps(meta)))
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, probabilities=probabilities, meta=np.array(json.dumps(meta)))
 
 
 def read_tracks(path: Path) -> list:

@@ -182,7 +182,7 @@ def _png_training(workdir: Path, path: Path) -> None:
     for ax, file in zip(axes.flat, files):
         rows = _read_tsv(file)
         name = file.stem
-        value_key = [k for k in rows[0] if k not in ("step", "timestamp")][0] if rows else name
+        value_key = next(k for k in rows[0] if k not in ("step", "timestamp")) if rows else name
         ax.plot([float(r["step"]) for r in rows], [float(r[value_key]) for r in rows], marker=".")
         ax.set_title(str(file.relative_to(file.parents[1])).removesuffix(".tsv"), fontsize=9)
         ax.set_xlabel("step")
