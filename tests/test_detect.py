@@ -288,6 +288,23 @@ def test_chunked_inference_matches_exact_inference(project: Path, model) -> None
         np.testing.assert_allclose(chunked.probabilities, exact.probabilities, atol=2e-3)
 
 
+def test_high_rate_recordings_are_chunked_by_their_memory_need(project: Path, model, monkeypatch) -> None:
+    import szflow.detect as detect_module
+
+    detector, params = model
+    settings = detect_module.InferenceSettings.from_params(params, device="cpu")
+    edf = next(iter(eval_edfs(project).values()))
+    exact = detect_module.predict_file(edf, detector, params, settings=settings)
+    used = []
+    monkeypatch.setattr(detect_module, "EXACT_MAX_BYTES", 0)
+    monkeypatch.setattr(detect_module.ChunkedRecordingStore, "close",
+                        lambda self: used.append(self.signal.n_out) or self._handle.close())
+    # Default chunk (30 min) longer than the recording: one chunk, no chunk boundary inside.
+    chunked = detect_module.predict_file(edf, detector, params, settings=settings)
+    assert used, "the chunked path was not taken"
+    np.testing.assert_allclose(chunked.probabilities, exact.probabilities, atol=2e-3)
+
+
 # ----------------------------------------------------------------------------- inputs that work
 def test_plain_labels_other_rate_and_extra_channels(project: Path, tmp_path: Path) -> None:
     labels = PLAIN_LABELS[::-1] + ["EKG", "Photic"]  # any order, extra signals ignored

@@ -329,3 +329,57 @@ def test_rng_state_round_trip():
     restore_rng_state(state)
     second = (torch.rand(3), np.random.rand(3), __import__("random").random())
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+# ----------------------------------------------------------------------------- distributed
+def _ddp_rank(rank: int, world_size: int, params: Params, workdir: str) -> None:
+    train_loop.run_train_stage(params, Path(workdir), progress=False)
+
+
+def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch):
+    """torchrun's contract (szflow.remote.ddp): N ranks with B/N windows each give the weights of one
+    process with B windows (dropout off: each rank would draw its own masks)."""
+    from szflow.remote.ddp import spawn
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    model = {**TINY_MODEL, "dropout": 0.0}
+    roots = {}
+    for name in ("single", "ddp"):
+        roots[name] = tmp_path / name
+        write_toy_store(roots[name] / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
+    overrides = {"max_steps": 3, "eval_every_steps": 3, "checkpoint_every_steps": 3}
+
+    def params_for(root: Path) -> Params:
+        params = tiny_params(root, **overrides)
+        return Params(shared=params.shared.model_copy(update={"model": params.model.model_copy(update=model)}),
+                      hardware=params.hardware, root=str(root))
+
+    _run(params_for(roots["single"]), roots["single"])
+    spawn(_ddp_rank, world_size=2, args=(params_for(roots["ddp"]), str(roots["ddp"])), backend="gloo")
+    single = load_checkpoint(roots["single"] / "models" / "last.pt")
+    ddp = load_checkpoint(roots["ddp"] / "models" / "last.pt")
+    assert ddp.step == single.step == 3
+    for name, value in single.state_dict.items():
+        torch.testing.assert_close(ddp.state_dict[name], value, rtol=1e-4, atol=1e-5)
+    summary = json.loads((roots["ddp"] / "metrics" / "train.json").read_text())
+    assert summary["world_size"] == 2 and summary["windows_seen"] == 3 * 4
+
+
+def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path):
+    from szflow.cache import SplitStore, TrainingWindowSampler
+    from szflow.remote.ddp import rank_slice
+
+    write_toy_store(tmp_path, "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
+    store = SplitStore.open(tmp_path, "train")
+
+    def batches(part: slice, n: int = 3) -> list:
+        sampler = TrainingWindowSampler(store, window_s=4.0, seed=5, num_windows=12)
+        it = iter(train_loop.GlobalBatches(sampler, 4, part))
+        return [next(it) for _ in range(n)]
+
+    whole = batches(slice(None))
+    ranks = [batches(rank_slice(4, r, 2)) for r in range(2)]
+    assert all(len(b) == 2 for rank in ranks for b in rank)
+    assert [a + b for a, b in zip(ranks[0], ranks[1], strict=True)] == whole
+    # Past the sampler's epoch the draws continue (a new epoch), never stop the loop.
+    assert len(batches(slice(None), n=5)) == 5
