@@ -9,7 +9,12 @@ The path from an EDF to events is the training/eval path, step for step:
      masking of the padded tail and stitching are the eval stage's own code;
   4. `probs_to_events` with a frozen operating point from `models/operating_points.json` and
      `events_to_annotation` + `write_csv_bi` / `write_events_tsv`, as eval writes its predictions.
-For a recording of the eval split this reproduces eval's events to the bit (tests/test_detect.py).
+For a recording of the eval split the network input is the cache's, bit for bit, and the events
+are eval's (tests/test_detect.py). The probabilities equal eval's bit for bit when the windows are
+batched alike; eval batches windows of several recordings together, and torch's CPU kernels (oneDNN
+convolutions, BLAS matmuls) round differently for different batch sizes, so they can differ by
+float32 round-off (~1e-6): events differ only if a smoothed probability lies that close to a
+threshold.
 
 Long recordings. Whole-recording preprocessing holds several float32 copies of the signal (about
 70 MB each per hour), so recordings longer than `EXACT_MAX_S` (2 h), or whose one-piece processing
@@ -54,7 +59,7 @@ from szflow.signal.normalise import NormalisationStats, channel_stats, statistic
 
 log = logging.getLogger("szflow.detect")
 
-# Recordings up to this long are preprocessed in one piece (bit-identical to the preprocess stage),
+# Recordings up to this long are preprocessed in one piece (identical to the preprocess stage),
 # unless that would need more than EXACT_MAX_BYTES (high sample rates): see `one_piece_bytes`.
 EXACT_MAX_S = 2 * 3600.0
 EXACT_MAX_BYTES = 1.2e9
@@ -451,18 +456,17 @@ class InferenceSettings:
                    device=resolve_device(device or params.hardware.device), precision=params.hardware.precision)
 
 
-def predict_file(path: str | Path, model, params: Params, *, settings: InferenceSettings | None = None,
-                 progress: bool = False, max_exact_s: float = EXACT_MAX_S, chunk_s: float = CHUNK_S,
-                 margin_s: float = MARGIN_S):
-    """The per-frame seizure probability track (`ProbabilityTrack`) of one EDF.
+def prepare_store(path: str | Path, params: Params, *, window_s: float, progress: bool = False,
+                  max_exact_s: float = EXACT_MAX_S, chunk_s: float = CHUNK_S,
+                  margin_s: float = MARGIN_S) -> RecordingStore:
+    """A one-recording store holding the EDF's network input: preprocessed and quantised like the cache.
 
     Raises InputFileError (an EdfError for a broken file) naming the file for every bad input.
+    Close it with `close_store` (a chunked store keeps the EDF open).
     """
-    from szflow.inference import predict_tracks
     from szflow.signal.pipeline import STORAGE_DTYPE, preprocess_recording
 
     path = Path(path)
-    settings = settings or InferenceSettings.from_params(params)
     cfg = params.preprocess
     rate = float(cfg.sample_rate_hz)
     header = read_edf_header(path)
@@ -470,11 +474,10 @@ def predict_file(path: str | Path, model, params: Params, *, settings: Inference
     _check_header(header, chosen)
     rid = recording_id(path)
     check = _ValueCheck(header, chosen)
-    window = round(settings.window_s * rate)
+    window = round(window_s * rate)
     too_big = header.duration_s > max_exact_s or one_piece_bytes(header, chosen, rate) > EXACT_MAX_BYTES
     # A recording shorter than one window is never chunked (it is one padded window anyway).
-    chunked = too_big and header.duration_s * rate > window
-    if not chunked:
+    if not (too_big and header.duration_s * rate > window):
         # A header range that overflows float32 makes inf/NaN samples; they are reported by
         # `check` as one clear error, so numpy's warnings about them would only be noise.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -485,11 +488,29 @@ def predict_file(path: str | Path, model, params: Params, *, settings: Inference
         del recording
         signals = block.astype(STORAGE_DTYPE)
         del block
-        store = RecordingStore(rid, signals.shape[1], header.duration_s, rate, signals=signals)
-    else:
-        signal = _ChunkedSignal(path, header, chosen, cfg, chunk_s, margin_s)
-        signal.compute_stats(check, progress)
-        store = ChunkedRecordingStore(rid, signal, window)
+        return RecordingStore(rid, signals.shape[1], header.duration_s, rate, signals=signals)
+    signal = _ChunkedSignal(path, header, chosen, cfg, chunk_s, margin_s)
+    signal.compute_stats(check, progress)
+    return ChunkedRecordingStore(rid, signal, window)
+
+
+def close_store(store: RecordingStore) -> None:
+    if isinstance(store, ChunkedRecordingStore):
+        store.close()
+
+
+def predict_file(path: str | Path, model, params: Params, *, settings: InferenceSettings | None = None,
+                 progress: bool = False, **store_options):
+    """The per-frame seizure probability track (`ProbabilityTrack`) of one EDF.
+
+    `store_options` go to `prepare_store` (max_exact_s, chunk_s, margin_s). Raises InputFileError
+    (an EdfError for a broken file) naming the file for every bad input.
+    """
+    from szflow.inference import predict_tracks
+
+    settings = settings or InferenceSettings.from_params(params)
+    store = prepare_store(path, params, window_s=settings.window_s, progress=progress, **store_options)
+    rid = store.recording_ids[0]
     try:
         (track,) = predict_tracks(
             model, store, [rid], window_s=settings.window_s, overlap_s=settings.overlap_s,
@@ -497,8 +518,7 @@ def predict_file(path: str | Path, model, params: Params, *, settings: Inference
             frame_rate_hz=settings.frame_rate_hz, progress=progress,
         )
     finally:
-        if isinstance(store, ChunkedRecordingStore):
-            store.close()
+        close_store(store)
     if not np.isfinite(track.probabilities).all():
         raise InputFileError(path, "the network produced non-finite probabilities for this recording")
     return track
@@ -661,7 +681,7 @@ def format_summary(summary: DetectSummary) -> str:
 
 __all__ = [
     "CHUNK_S", "EXACT_MAX_S", "MARGIN_S", "MIN_DURATION_S", "ChunkedRecordingStore", "DetectSummary",
-    "FileResult", "InferenceSettings", "RecordingStore", "detect_file", "detect_paths",
+    "FileResult", "InferenceSettings", "RecordingStore", "close_store", "detect_file", "detect_paths",
     "events_of_track", "find_edfs", "format_result", "format_summary", "load_operating_point", "predict_file",
-    "recording_id", "run_detect", "statistics_columns", "write_events",
+    "prepare_store", "recording_id", "run_detect", "statistics_columns", "write_events",
 ]
