@@ -198,3 +198,22 @@ def test_unknown_record_count(good_file: Path) -> None:
     raw[236:244] = b"-1      "
     good_file.write_bytes(bytes(raw))
     assert read_eeg(good_file).duration_s == 5.0
+
+
+def test_latin1_units_and_float32_overflow_in_header(tmp_path: Path) -> None:
+    """Real exports put 'µV' (Latin-1) in text fields; a physical range beyond float32 is refused."""
+    path = tmp_path / "units.edf"
+    write_edf(path, tusz_labels("REF"), [250.0] * 21)
+    data = bytearray(path.read_bytes())
+    n_signals = int(data[252:256].decode())
+    dimension_at = 256 + n_signals * (16 + 80)
+    data[dimension_at:dimension_at + 8] = "µV".encode("latin-1").ljust(8)
+    path.write_bytes(bytes(data))
+    assert read_edf_header(path).dimensions[0] == "µV"
+    read_eeg(path)
+
+    physical_max_at = 256 + n_signals * (16 + 80 + 8 + 8)
+    data[physical_max_at:physical_max_at + 8] = b"9e99    "
+    path.write_bytes(bytes(data))
+    with pytest.raises(EdfError, match="overflows float32"):
+        read_eeg(path)

@@ -100,11 +100,13 @@ class EegRecording:
     labels: list[str]  # the original labels chosen, in ELECTRODES order
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _ascii(path: Path, raw: bytes, what: str) -> str:
-    try:
-        return raw.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise EdfError(path, f"bad header: {what} holds non-ASCII bytes {raw!r}") from None
+    # The EDF specification asks for ASCII, but real exports put e.g. "µV" (Latin-1) in text fields;
+    # Latin-1 decodes any byte, and numeric fields are still checked by float()/int() below.
+    return raw.decode("latin-1").strip()
 
 
 def _number(path: Path, raw: bytes, what: str) -> float:
@@ -170,6 +172,9 @@ def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
         if digital_max[i] <= digital_min[i]:
             raise EdfError(path, f"bad header: signal {label!r} digital max {digital_max[i]} is not above "
                                  f"digital min {digital_min[i]}")
+        if max(abs(physical_min[i]), abs(physical_max[i])) > _FLOAT32_MAX:
+            raise EdfError(path, f"bad header: signal {label!r} physical range "
+                                 f"[{physical_min[i]:g}, {physical_max[i]:g}] overflows float32")
         if physical_max[i] == physical_min[i]:
             raise EdfError(path, f"bad header: signal {label!r} has equal physical min and max "
                                  f"({physical_min[i]})")
