@@ -225,7 +225,8 @@ def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> lis
         ax.set_xlabel("time (s)")
         ax.set_ylabel("p(seizure)")
         ax.set_title(f"eval recording {track.recording_id}")
-        ax.legend(loc="upper right", fontsize=8, ncol=4, framealpha=0.9)
+        # Below the axes: inside, the legend would hide the predicted-event bars drawn at the top.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, ncol=4, frameon=False)
         path = out_dir / f"timeline_{track.recording_id}.png"
         _save_png(fig, path)
         written.append(path)
