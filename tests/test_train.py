@@ -135,7 +135,7 @@ def test_best_checkpoint_follows_the_selection_metric_and_early_stops(workdir, m
 
     def scripted(tracks, params):
         seen_steps.append(len(tracks))
-        return {**next(script), "val_fa_per_24h": 1.0, "val_threshold": 0.5}
+        return {**next(script), "val_fa_per_24h": 1.0, "val_threshold": 0.5, "val_selection_fa_per_24h": 10.0}
 
     monkeypatch.setattr(train_loop, "validation_metrics", scripted)
     result = _run(tiny_params(workdir, max_steps=20, eval_every_steps=2, checkpoint_every_steps=4,
@@ -161,6 +161,26 @@ def test_validation_metrics_use_string_keys_and_the_real_scorer(workdir):
     # Alarms everywhere: no setting reaches <= 10 FA/24h, so the selection sensitivity is 0.
     noisy = ProbabilityTrack("b", np.tile([0.0, 1.0], 60).astype(np.float32), 4.0, 30.0, [(10.0, 20.0)])
     assert train_loop.validation_metrics([noisy], params)["val_sensitivity_at_10fa"] == 0.0
+
+
+def test_selection_allows_one_false_alarm_when_validation_is_too_short_for_the_target(workdir):
+    from szflow.scoring import ProbabilityTrack
+
+    params = tiny_params(workdir)
+    day = 86_400.0
+    # 4 h: 10 FA/24h allows one false alarm (6 FA/24h) -> the target stays 10.
+    assert train_loop.selection_target([ProbabilityTrack("a", np.zeros(1), 4.0, 4 * 3600.0)], 10) == 10.0
+    # 1 h: one false alarm is 24 FA/24h; the bound becomes one alarm, not zero alarms.
+    short = [ProbabilityTrack("a", np.zeros(1), 4.0, 1800.0), ProbabilityTrack("b", np.zeros(1), 4.0, 1800.0)]
+    assert train_loop.selection_target(short, 10) == pytest.approx(day / 3600.0)
+    # A detected seizure plus one false alarm in a 1 h validation set still counts as found.
+    probs = np.zeros(4 * 3600, np.float32)
+    probs[4 * 100:4 * 120] = 1.0  # the seizure
+    probs[4 * 2000:4 * 2010] = 1.0  # one false alarm
+    track = ProbabilityTrack("a", probs, 4.0, 3600.0, [(100.0, 120.0)])
+    metrics = train_loop.validation_metrics([track], params)
+    assert metrics["val_sensitivity_at_10fa"] == 1.0 and metrics["val_fa_per_24h"] == pytest.approx(24.0)
+    assert metrics["val_selection_fa_per_24h"] == pytest.approx(24.0)
 
 
 def test_last_checkpoint_round_trips_with_training_state(workdir):

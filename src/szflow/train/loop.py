@@ -112,13 +112,23 @@ class Selection:
                    evals=int(state["evals"]), evals_without_improvement=int(state["evals_without_improvement"]))
 
 
+def selection_target(tracks: Sequence, fa_per_24h: float) -> float:
+    """The FA/24h bound the selection sensitivity is read at: `fa_per_24h`, or one false alarm's worth
+    when the validation recordings are too short for that (under 86,400 / fa_per_24h s: 2.4 h for
+    10 FA/24h). Otherwise a single false alarm already exceeds the bound, the sensitivity is 0 at
+    every setting with any alarm, and best.pt freezes at whichever early step happened to raise none."""
+    total_s = math.fsum(float(t.duration_s) for t in tracks)
+    one_alarm = 1.0 / total_s * 86_400.0 if total_s > 0 else math.inf
+    return max(float(fa_per_24h), one_alarm)
+
+
 def validation_metrics(tracks: Sequence, params: Params) -> dict[str, float]:
     """Scores of validation tracks with the dev/eval scorer: the best OVLP sensitivity over the
-    post-processing grid at <= `selection_fa_per_24h` FA/24h (0 when no setting gets there), its
+    post-processing grid at <= `selection_target` FA/24h (0 when no setting gets there), its
     FA/24h and threshold, and frame AUROC. String keys only."""
     from szflow.scoring import auroc, target_key, tune_operating_points
 
-    target = int(params.train.selection_fa_per_24h)
+    target = selection_target(tracks, params.train.selection_fa_per_24h)
     grid = params.eval
     points = tune_operating_points(
         tracks, [target], threshold_grid=grid.threshold_grid, smoothing_grid_s=grid.smoothing_grid_s,
@@ -127,9 +137,10 @@ def validation_metrics(tracks: Sequence, params: Params) -> dict[str, float]:
     point = points[target_key(target)]
     feasible = bool(point["feasible"])
     return {
-        sensitivity_key(target): float(point["sensitivity"]) if feasible else 0.0,
+        sensitivity_key(params.train.selection_fa_per_24h): float(point["sensitivity"]) if feasible else 0.0,
         "val_fa_per_24h": float(point["fa_per_24h"]),
         "val_threshold": float(point["threshold"]),
+        "val_selection_fa_per_24h": target,
         "val_auroc": float(auroc(tracks)),
     }
 
@@ -377,9 +388,10 @@ def run_train_stage(
                               "val/threshold": metrics["val_threshold"]})
             logger.flush()
             stop = selection.evals_without_improvement >= tc.patience_evals
-            log.info("step %d validation: AUROC %.4f, sensitivity %.3f at %.2f FA/24h (threshold %.2f)%s "
+            log.info("step %d validation: AUROC %.4f, sensitivity %.3f at %.2f FA/24h (<= %.2f, threshold %.2f)%s "
                      "[%.1f s]", step, metrics["val_auroc"], metrics[sens_key], metrics["val_fa_per_24h"],
-                     metrics["val_threshold"], " *best*" if improved else "", time.perf_counter() - t0)
+                     metrics["val_selection_fa_per_24h"], metrics["val_threshold"], " *best*" if improved else "",
+                     time.perf_counter() - t0)
         if distributed:
             flag = torch.tensor([1.0 if stop else 0.0], device=device)
             torch.distributed.broadcast(flag, src=0)
@@ -457,6 +469,7 @@ def run_train_stage(
         sens_key: selection.best_metrics.get(sens_key, float("nan")),
         "val_fa_per_24h": selection.best_metrics.get("val_fa_per_24h", float("nan")),
         "val_threshold": selection.best_metrics.get("val_threshold", float("nan")),
+        "val_selection_fa_per_24h": selection.best_metrics.get("val_selection_fa_per_24h", float("nan")),
         "steps": step,
         "stopped_early": stopped_early,
         "evaluations": selection.evals,
