@@ -399,8 +399,8 @@ BAD_CASES = {
     "unreadable": ({}, _garbage, "bad header"),
     "empty_file": ({}, lambda p: p.write_bytes(b""), "truncated"),
     # A physical range beyond float32 would scale to inf/NaN samples: the reader refuses the header.
-    "non_finite": ({}, _nan_patch, "bad header: signal 'EEG F4-REF' physical range [-9e+99, 9e+99] "
-                                   "overflows float32"),
+    "non_finite": ({}, _nan_patch, ("bad header: signal 'EEG F4-REF' physical range [-9e+99, 9e+99] "
+                                    "overflows float32")),
     "flat": ({"signal": _flat}, None, "flat recording"),
     "too_short": ({"duration_s": 6}, None, "recording is 6 s long; detection needs at least 10 s"),
     "discontinuous": ({}, _discontinuous, "discontinuous EDF+ (EDF+D)"),

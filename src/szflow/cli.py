@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,14 +29,14 @@ def _fail(exc: Exception) -> None:
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the synthetic TUSZ-layout corpus into."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same bytes."),
-    train_patients: Optional[int] = typer.Option(None, help="Patients in train (default from params)."),
-    dev_patients: Optional[int] = typer.Option(None, help="Patients in dev."),
-    eval_patients: Optional[int] = typer.Option(None, help="Patients in eval."),
-    recordings_per_patient: Optional[int] = typer.Option(None, help="Recordings per patient."),
-    min_duration_s: Optional[float] = typer.Option(None, help="Shortest recording, seconds."),
-    max_duration_s: Optional[float] = typer.Option(None, help="Longest recording, seconds."),
-    broken_files: Optional[int] = typer.Option(None, help="Deliberately broken files to include."),
-    params_file: Optional[Path] = typer.Option(None, "--params", help="Take defaults from this params.yaml."),
+    train_patients: int | None = typer.Option(None, help="Patients in train (default from params)."),
+    dev_patients: int | None = typer.Option(None, help="Patients in dev."),
+    eval_patients: int | None = typer.Option(None, help="Patients in eval."),
+    recordings_per_patient: int | None = typer.Option(None, help="Recordings per patient."),
+    min_duration_s: float | None = typer.Option(None, help="Shortest recording, seconds."),
+    max_duration_s: float | None = typer.Option(None, help="Longest recording, seconds."),
+    broken_files: int | None = typer.Option(None, help="Deliberately broken files to include."),
+    params_file: Path | None = typer.Option(None, "--params", help="Take defaults from this params.yaml."),
 ) -> None:
     """Generate a synthetic corpus in TUSZ layout (EDF + .csv + .csv_bi)."""
     from szflow.config import SynthConfig, load_params
