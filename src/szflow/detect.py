@@ -97,8 +97,9 @@ def load_operating_point(path: str | Path, key: str | float, checkpoint_step: in
     ConfigError (naming the file) when it is missing or malformed, has no such target, or was
     tuned for another checkpoint step than `checkpoint_step` (the eval stage refuses that too).
     """
-    from szflow.evaluate import SETTINGS_KEYS, target_key
+    from szflow.evaluate import SETTINGS_KEYS
     from szflow.postprocess import PostprocessSettings
+    from szflow.scoring import target_key
 
     path = Path(path)
     try:

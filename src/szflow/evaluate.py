@@ -17,16 +17,12 @@ import numpy as np
 from szflow.config import Params
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_path, atomic_write_json
+from szflow.scoring.sweep import target_key
 
 log = logging.getLogger("szflow.evaluate")
 
 OPERATING_POINTS_PATH = Path("models/operating_points.json")
 SETTINGS_KEYS = ("smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s")
-
-
-def target_key(target: float) -> str:
-    """String key for a false-alarm target: '10', '2.5' (never a float key)."""
-    return f"{target:g}"
 
 
 def _split_tracks(params: Params, workdir: Path, split: str):
