@@ -9,7 +9,7 @@ normalisation), one process, one thread of work. Files: a generated 1-hour, 250 
 TUSZ-like EDF, and the synthetic corpus (data/synth) if present. Best of `--repeat` per file.
 Targets (DESIGN.md §4): >= 1,000x real time, >= 5x MNE. Ends with one JSON line.
 
-    python benchmarks/bench_preprocess.py [--repeat 3] [--corpus data/synth] [--max-recordings 12]
+    python benchmarks/bench_preprocess.py [--repeat 3] [--corpus data/synth] [--max-recordings 0]
 
 With `--rss CORPUS [CORPUS ...]` it instead runs the preprocess stage (`stages/preprocess.py`,
 the params of this checkout with `data.root` set to each corpus) and samples the resident memory
@@ -139,7 +139,7 @@ def corpus_files(root: Path, limit: int) -> list[Path]:
         except SzflowError:
             continue
         files.append(Path(row.edf_path))
-        if len(files) >= limit:
+        if limit and len(files) >= limit:
             break
     return files
 
@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=Path("data/synth"))
-    parser.add_argument("--max-recordings", type=int, default=12)
+    parser.add_argument("--max-recordings", type=int, default=0,
+                        help="recordings of the corpus to time (0, the default: all; the first few are not a representative mix of rates)")
     parser.add_argument("--no-mne", action="store_true")
     parser.add_argument("--rss", type=Path, nargs="+", metavar="CORPUS",
                         help="measure the preprocess stage's peak RSS on these corpora instead")

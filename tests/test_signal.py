@@ -202,3 +202,24 @@ def test_quartiles_match_numpy_lower(n):
     expected = np.quantile(sample, [0.25, 0.5, 0.75], axis=1, method="lower")
     for got, want in zip(quartiles(sample.copy()), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n_samples", [40, 1000, 256 * 70 + 3])
+@pytest.mark.parametrize("n_channels", [1, 19, 23])
+def test_forward_backward_filter_matches_scipy_sosfiltfilt(n_samples, n_channels):
+    from scipy.signal import sosfiltfilt
+
+    rng = np.random.default_rng(n_samples + n_channels)
+    block = (rng.normal(0, 30, (n_channels, n_samples)) + rng.normal(0, 50, (n_channels, 1))).astype(np.float32)
+    sos = design_filter(float(FS), (0.5, 120.0), 4, 60.0, 30.0)
+    ours = zero_phase_filter(block, sos)
+    reference = sosfiltfilt(sos.astype(np.float64), block.astype(np.float64), axis=-1)
+    assert ours.dtype == np.float32 and ours.shape == block.shape and ours.flags.c_contiguous
+    # float32 rounding only: the same filter, padding and initial conditions as scipy.
+    assert np.abs(ours - reference).max() < 1e-4 * np.abs(reference).max() + 1e-3
+
+
+def test_forward_backward_filter_refuses_too_short_input():
+    sos = design_filter(float(FS), (0.5, 120.0), 4, 60.0, 30.0)
+    with pytest.raises(ValueError, match="too few"):
+        zero_phase_filter(np.zeros((19, 33), np.float32), sos)

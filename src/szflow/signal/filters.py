@@ -1,13 +1,18 @@
-"""Zero-phase band-pass and notch filtering (second-order sections, forward-backward)."""
+"""Zero-phase band-pass and notch filtering (second-order sections, forward-backward).
+
+Designed with scipy (`butter`, `iirnotch`); applied with `szflow.signal.iir.sos_filtfilt`, which
+computes what `scipy.signal.sosfiltfilt` does, channels side by side (about twice as fast here).
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter, iirnotch, sosfiltfilt, tf2sos
+from scipy.signal import butter, iirnotch, tf2sos
 
 from szflow.errors import ConfigError
+from szflow.signal.iir import odd_padlen, sos_filtfilt
 
 
 def design_filter(
@@ -19,11 +24,9 @@ def design_filter(
 ) -> np.ndarray:
     """One SOS cascade: Butterworth band-pass of `order` (2*order poles) then an optional notch.
 
-    Designed once per setting (cached; the caller gets its own small copy, since scipy's filter
-    kernel refuses read-only coefficients) and returned as float32, so that
-    `sosfiltfilt` runs in float32: scipy computes in the common dtype of the coefficients and the
-    signal, and float64 coefficients would double the cost and the memory of every recording.
-    float32 is accurate enough here: the lowest pole (0.5 Hz at 256 Hz) sits ~0.012 inside the unit
+    Designed once per setting (cached; the caller gets its own small copy) and returned as float32:
+    the filter runs in float32, which halves the cost and the memory of a float64 run and is
+    accurate enough here: the lowest pole (0.5 Hz at 256 Hz) sits ~0.012 inside the unit
     circle, far above float32 resolution; the filtered signal differs from a float64 run by ~1e-4
     of its range, below the float16 resolution the cache stores.
     """
@@ -51,19 +54,16 @@ def _design(sample_rate_hz: float, bandpass_hz: tuple[float, float], order: int,
 
 
 def min_filter_length(sos: np.ndarray) -> int:
-    """Fewest samples `sosfiltfilt` accepts with its default edge padding, plus one."""
-    n_sections = sos.shape[0]
-    zeros_b = int((sos[:, 2] == 0).sum())
-    zeros_a = int((sos[:, 5] == 0).sum())
-    return 3 * (2 * n_sections + 1 - min(zeros_b, zeros_a)) + 1
+    """Fewest samples the forward-backward filter accepts with sosfiltfilt's edge padding."""
+    return odd_padlen(sos) + 1
 
 
 def zero_phase_filter(block: np.ndarray, sos: np.ndarray) -> np.ndarray:
-    """Filter every channel of a (channels, samples) float32 block forward and backward in one call.
+    """Filter every channel of a (channels, samples) float32 block forward and backward.
 
     Forward-backward filtering has zero phase (no shift of seizure onsets relative to labels) and
     squares the magnitude response. Returns a new float32 array.
     """
     if block.shape[-1] < min_filter_length(sos):
         raise ValueError(f"{block.shape[-1]} samples are too few to filter (need {min_filter_length(sos)})")
-    return sosfiltfilt(sos, block, axis=-1)
+    return sos_filtfilt(sos, block)
