@@ -6,6 +6,9 @@ templates draw one line per file:
   plots/operating_points_<split>_<detector>.csv  the frozen (dev-tuned) operating points, scored
   plots/roc_eval_<detector>.csv, plots/pr_eval_<detector>.csv   frame-level ROC and PR on eval
 PNGs under plots/png/: froc, roc, pr, training curves, and timelines of a few eval recordings.
+plots/dvc_plots_template.html: an HTML template for `dvc plots show --html-template` with Vega,
+Vega-Lite and Vega-Embed inlined (DVC's own page loads them from a CDN, so without network its
+charts stay blank).
 """
 
 from __future__ import annotations
@@ -233,6 +236,45 @@ def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> lis
     return written
 
 
+OFFLINE_TEMPLATE_NAME = "dvc_plots_template.html"
+# DVC fills {plot_divs} (and {refresh_tag}); its {scripts} placeholder, the CDN <script> tags, is
+# left out on purpose: the libraries are inlined instead.
+_OFFLINE_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+    {refresh_tag}
+    <meta charset="utf-8">
+    <title>szflow plots</title>
+    <script>
+__BUNDLE__
+    </script>
+    <style>
+        body { font-family: sans-serif; }
+        table { border-spacing: 15px; }
+    </style>
+</head>
+<body>
+    {plot_divs}
+</body>
+</html>
+"""
+
+
+def offline_template() -> str:
+    """An HTML template for `dvc plots show --html-template` that renders without network.
+
+    The JavaScript bundle (Vega-Embed, Vega-Lite, Vega; ~0.9 MB) comes from `vl-convert-python`,
+    which builds it from the libraries it ships.
+    """
+    import vl_convert
+
+    bundle = vl_convert.javascript_bundle()
+    for placeholder in ("{plot_divs}", "{scripts}", "{refresh_tag}"):
+        if placeholder in bundle:  # DVC would substitute inside the script
+            raise RuntimeError(f"the Vega bundle contains DVC's placeholder {placeholder}")
+    return _OFFLINE_PAGE.replace("__BUNDLE__", bundle)
+
+
 def run_plots_stage(params: Params, workdir: Path = Path(".")) -> dict:
     import matplotlib
 
@@ -258,4 +300,5 @@ def run_plots_stage(params: Params, workdir: Path = Path(".")) -> dict:
     _png_curves(roc, pr, png / "roc.png", png / "pr.png")
     _png_training(workdir, png / "training.png")
     timelines = _png_timelines(tracks, points, params.eval.timeline_recordings, png)
+    atomic_write_text(out / OFFLINE_TEMPLATE_NAME, offline_template())
     return {"files": len(list(out.rglob("*"))), "timelines": [p.name for p in timelines]}

@@ -38,7 +38,7 @@ def hardware_profile(project: Path, hw: str) -> Iterator[None]:
 def test_repro_leaves_every_output(project: Path):
     for path in ("models/best.pt", "models/last.pt", "models/baseline.json", "models/operating_points.json",
                  "metrics/train.json", "metrics/dev.json", "metrics/eval.json", "data/preprocess/report.csv",
-                 "plots/png/froc.png", "plots/froc_eval_network.csv", "dvc.lock"):
+                 "plots/png/froc.png", "plots/froc_eval_network.csv", "plots/dvc_plots_template.html", "dvc.lock"):
         assert (project / path).exists(), path
     assert list((project / "predictions" / "eval").rglob("*.csv_bi"))
     assert list((project / "predictions" / "eval").rglob("*_events.tsv"))
@@ -67,6 +67,15 @@ def test_second_repro_reruns_nothing(project: Path):
     assert "Running stage" not in result.stdout, result.stdout
     shown = run(["dvc", "metrics", "show"], project).stdout
     assert "metrics/eval.json" in shown
+
+
+def test_plots_show_writes_a_page_that_needs_no_network(project: Path, tmp_path: Path):
+    out = tmp_path / "dvc_plots"
+    run(["dvc", "plots", "show", "--html-template", "plots/dvc_plots_template.html", "-o", str(out)], project)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "window.vegaEmbed=" in page and "cdn.jsdelivr" not in page
+    assert page.count("vegaEmbed('#") + page.count('vegaEmbed("#') >= 4  # FROC dev/eval, ROC, PR (+ training)
+    assert "froc.png" in page
 
 
 def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path):
