@@ -202,3 +202,18 @@ def test_seizures_stand_out_at_the_onset_site() -> None:
         before = eeg[site, :int(seizure.start * fs)]
         ratios.append(np.std(during) / np.std(before))
     assert np.median(ratios) > 1.5, ratios
+
+
+def test_seizure_frequency_is_finite_past_the_last_whole_sample():
+    """The 4x corpus once produced NaN frequencies (a negative base to a fractional power)."""
+    from szflow.synth.plan import SeizureSpec
+    from szflow.synth.seizures import _frequency
+
+    spec = SeizureSpec(kind="focal", label="fnsz", start=10.0, stop=40.0, focus="T3", lambda0=0.5,
+                       lambda_max=1.5, spread_speed=0.05, f_start=7.0, f_end=3.0, amplitude_uv=120.0,
+                       spikiness=0.3, lvfa=False, postictal_s=0.0, postictal_uv=0.0)
+    fs = 250.0
+    t = np.arange(int(spec.duration * fs) + 3) / fs  # runs past the duration by ~2 samples
+    with np.errstate(invalid="raise"):
+        f = _frequency(np.random.default_rng(0), spec, t, fs)
+    assert np.isfinite(f).all() and f.min() >= 0.8

@@ -84,7 +84,9 @@ def channel_events(spec: SeizureSpec, channels: list[tuple[str, str]]) -> list[t
 
 
 def _frequency(rng: np.random.Generator, spec: SeizureSpec, t: np.ndarray, fs: float) -> np.ndarray:
-    u = t / spec.duration
+    # The discharge's last samples can lie a fraction of a sample past `duration` (whole samples at
+    # the file's rate); a negative base would make the power below NaN.
+    u = np.clip(t / spec.duration, 0.0, 1.0)
     if spec.kind == "tonic_clonic":
         tonic = min(0.3 * spec.duration, 20.0)
         f_tonic = 18.0 - 8.0 * np.clip(t / tonic, 0, 1)
