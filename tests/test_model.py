@@ -325,6 +325,17 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
     assert torch.equal(a, torch.rand(3))
 
 
+def test_checkpoint_bytes_do_not_depend_on_the_write(tmp_path) -> None:
+    """The same checkpoint saved twice is the same file, byte for byte (DVC hashes it)."""
+    torch.manual_seed(5)
+    cfg = tiny_config()
+    model = Detector(cfg, mamba_impl="torch")
+    paths = [tmp_path / "one" / "best.pt", tmp_path / "two" / "best.pt"]
+    for path in paths:
+        save_checkpoint(path, model=model, model_config=cfg, step=3, metrics={"auroc": 0.5})
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
 def test_checkpoint_config_mismatch_lists_keys(tmp_path) -> None:
     cfg = tiny_config()
     path = tmp_path / "best.pt"

@@ -39,6 +39,8 @@ def test_two_experiments_with_the_same_params_give_identical_results(tmp_path: P
     for name in ("metrics/eval.json", "metrics/dev.json", "models/operating_points.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert _state_digest(first / "models" / "best.pt") == _state_digest(second / "models" / "best.pt")
+    # Byte-identical too, so DVC sees the same dependency downstream of train.
+    assert (first / "models" / "best.pt").read_bytes() == (second / "models" / "best.pt").read_bytes()
     # `dvc exp show` lists the experiment with the eval metrics it produced.
     shown = json.loads(run(["dvc", "exp", "show", "--json"], first).stdout)
     assert "metrics/eval.json" in json.dumps(shown)

@@ -99,8 +99,11 @@ def save_checkpoint(
         "params_hash": str(params_hash),
         "training_state": None if training_state is None else _to_safe(training_state, "training_state"),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Saved through a file handle, not the path: torch names the records inside the zip after the
+    # file it is given, and the temporary name is random, so the same checkpoint would differ byte
+    # for byte from run to run (and DVC would see a changed dependency downstream).
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
     log.debug("saved checkpoint %s (step %d)", path, step)
 
 
