@@ -100,3 +100,25 @@ def test_s3_remote_round_trip(tiny_project: Path, tmp_path: Path, moto_s3):
     output = _clone_and_restore(tiny_project, tmp_path / "clone_s3", remote, credentials)
     _assert_nothing_ran(output)
     assert os.path.exists(tmp_path / "clone_s3" / "models" / "best.pt")
+
+
+def test_run_cache_without_dvc_lock_reruns_only_train(tiny_project: Path, tmp_path: Path):
+    """A clone without dvc.lock: `dvc repro --pull` restores every stage from the run-cache except
+    train, which DVC never restores from it (a stage with `persist` outputs, here last.pt for
+    resuming); train reruns deterministically, so dev, eval and plots are hits again."""
+    storage = tmp_path / "storage"
+    _dvc(["remote", "add", "-f", "shared", str(storage)], tiny_project, {})
+    _dvc(["push", "--run-cache", "-r", "shared"], tiny_project, {})
+    clone = tmp_path / "no_lock"
+    run(["git", "clone", "-q", str(tiny_project), str(clone)], tmp_path)
+    (clone / "dvc.lock").unlink(missing_ok=True)
+    # The default remote: `dvc repro --pull` fetches the outputs of run-cache hits from it.
+    _dvc(["remote", "add", "-d", "-f", "shared", str(storage)], clone, {})
+    # Downloads the run records and the outputs they point to; without dvc.lock it cannot check
+    # anything out yet and exits non-zero ("Checkout failed"), which is expected here.
+    _dvc(["pull", "--run-cache", "-r", "shared"], clone, {}, check=False)
+    output = _dvc(["repro", "--pull"], clone, {}).stdout
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+    assert ran == {"train"}, output
+    for name in ("metrics/eval.json", "metrics/dev.json", "models/best.pt"):
+        assert (clone / name).read_bytes() == (tiny_project / name).read_bytes(), name

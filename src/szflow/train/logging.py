@@ -100,12 +100,19 @@ class RunLogger:
     def wandb_run_id(self) -> str | None:
         return None if self.run is None else str(self.run.id)
 
-    def log(self, step: int, metrics: Mapping[str, float | int]) -> None:
+    def log(self, step: int, metrics: Mapping[str, float | int],
+            timings: Mapping[str, float | int] | None = None) -> None:
+        """`metrics` go to DVCLive and W&B; `timings` (wall-clock values such as windows/s) to W&B only.
+
+        The DVCLive files are a DVC-tracked output that the plots stage depends on; with nothing
+        machine-dependent in them, two identical runs give identical files, and DVC restores the
+        stages after train from the run-cache instead of re-running them.
+        """
         self.live.step = int(step)
         for name, value in metrics.items():
             self.live.log_metric(str(name), float(value))
         if self.run is not None:
-            self.run.log({str(k): float(v) for k, v in metrics.items()}, step=int(step))
+            self.run.log({str(k): float(v) for k, v in {**metrics, **(timings or {})}.items()}, step=int(step))
 
     def flush(self) -> None:
         self.live.make_summary()

@@ -440,8 +440,8 @@ def run_train_stage(
             train_time_s += dt
             rate = windows_per_step / dt
             if logger is not None:
-                logger.log(step, {"train/loss": loss_value, "train/lr": lr, "train/windows_per_s": rate,
-                                  "train/grad_norm": grad_norm})
+                logger.log(step, {"train/loss": loss_value, "train/lr": lr, "train/grad_norm": grad_norm},
+                           timings={"train/windows_per_s": rate})
             bar.set_postfix(loss=f"{loss_value:.4f}", win_s=f"{rate:.1f}", refresh=False)
             bar.update(1)
 
