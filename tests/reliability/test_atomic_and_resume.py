@@ -8,6 +8,7 @@ never a partial file, and a rerun completes (training bit-exactly as if never in
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import random
@@ -109,7 +110,8 @@ def full_disk_torch_save(monkeypatch, limit_fraction: float = 0.5) -> dict:
     def save(obj, f, *args, **kwargs):
         buffer = io.BytesIO()
         real(obj, buffer, *args, **kwargs)
-        with open(f, "wb") as handle:
+        # save_checkpoint passes an open file; a path works too.
+        with contextlib.nullcontext(f) if hasattr(f, "write") else open(f, "wb") as handle:
             calls["failed"] += 1
             FullDisk(handle, int(buffer.tell() * limit_fraction)).write(buffer.getvalue())
 
@@ -235,7 +237,7 @@ TRAIN_SHARED = {
 # Every training run is its own process (same thread settings for all, so bit-exact comparisons
 # hold). `fail_last_save` = [n, how]: the n-th write of last.pt dies half-way, by SIGKILL or ENOSPC.
 TRAIN = r"""
-import errno, io, json, os, signal, sys, time
+import contextlib, errno, io, json, os, signal, sys, time
 from pathlib import Path
 import torch
 from szflow.config import HardwareConfig, Params, SharedParams
@@ -253,7 +255,7 @@ if args.get("fail_last_save"):
             if saves["n"] == nth:
                 buffer = io.BytesIO()
                 real(obj, buffer)
-                with open(f, "wb") as handle:
+                with contextlib.nullcontext(f) if hasattr(f, "write") else open(f, "wb") as handle:
                     handle.write(buffer.getvalue()[: buffer.tell() // 2])
                     handle.flush()
                     os.fsync(handle.fileno())
