@@ -111,7 +111,7 @@ def sos_filtfilt(sos: np.ndarray, block: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a (channels, samples) block, got shape {block.shape}")
     padlen = odd_padlen(sos)
     if block.shape[1] <= padlen:
-        raise ValueError(f"{block.shape[1]} samples are too few to filter (need more than {padlen})")
+        raise ValueError(f"{block.shape[1]} samples are too few to filter (need {padlen + 1})")
     sos32 = np.ascontiguousarray(sos, dtype=np.float32)
     zi_unit = sosfilt_zi(np.asarray(sos, dtype=np.float64)).astype(np.float32)
     data = np.ascontiguousarray(block, dtype=np.float32)
