@@ -205,3 +205,28 @@ def test_cache_windows_equal_preprocessed_arrays(tmp_path, corpus):
     # Labels from the annotation, on the signal's sample grid.
     y = store.labels("aaaaaaab_s001_t000")
     assert y.sum() == (1024 - 640) + (7424 - 5120) and y[640] == 1 and y[639] == 0
+
+
+def test_outputs_are_identical_across_runs_and_input_mtimes(tmp_path, corpus):
+    """DVC hashes data/preprocess: the same corpus must give the same bytes in every clone, even
+    though a fresh clone writes the synthetic EDFs anew (new mtimes) and timings differ."""
+    params = make_params(tmp_path, corpus)
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_preprocess(params, first, progress=False)
+    for path in corpus.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    report = run_preprocess(params, second, progress=False)
+    assert {"seconds", "resumed"} <= set(report.columns)  # still returned to the caller
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    header = (first / "report.csv").read_text().splitlines()[0].split(",")
+    assert "seconds" not in header and "resumed" not in header
+    # Touching an input does not make a restarted run redo it; changing its content does.
+    assert run_preprocess(params, second, progress=False)["resumed"].all()
+    annotation = next(corpus.rglob("*.csv_bi"))
+    annotation.write_text(annotation.read_text() + "\n")
+    again = run_preprocess(params, second, progress=False)
+    assert (~again["resumed"]).sum() == 1

@@ -352,14 +352,7 @@ def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
     report = pd.DataFrame(rows, columns=pipeline.REPORT_COLUMNS)
     report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
     n_ok = int((report["status"] == "ok").sum())
-    manifest = {
-        "format_version": pipeline.FORMAT_VERSION, "params_hash": params.section_hash("preprocess"),
-        "preprocess": params.preprocess.model_dump(mode="json"),
-        "sample_rate_hz": float(params.preprocess.sample_rate_hz), "layout": pipeline.LAYOUT,
-        "recordings_ok": n_ok, "recordings_failed": len(report) - n_ok,
-    }
-    extra = {pipeline.REPORT_NAME: report.to_csv(index=False).encode(),
-             pipeline.MANIFEST_NAME: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()}
+    extra = pipeline.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
     result = {"outputs": {PREPROCESS_OUTPUT: files}}
     download_outputs(ModalVolumeStore(remote.volume), result, [Path(PREPROCESS_OUTPUT)], Path(workdir),
                      extra={PREPROCESS_OUTPUT: extra})

@@ -11,6 +11,7 @@ both atomically, so a JSON that exists marks a complete recording: a restarted r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from szflow.config import Params, PreprocessConfig, corpus_root
 from szflow.errors import InputFileError, SzflowError
-from szflow.io_utils import atomic_path, atomic_write_json, atomic_write_text
+from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
 from szflow.signal.filters import design_filter, min_filter_length, zero_phase_filter
 from szflow.signal.labels import interval_samples
 from szflow.signal.montage import common_average_reference
@@ -49,6 +50,12 @@ REPORT_COLUMNS = [
     "recording_id", "split", "patient", "session", "montage", "status", "reason", "resumed",
     "duration_s", "n_samples", "n_seizures", "seizure_s", "seconds", "edf_path", "annotation_path",
 ]
+# report.csv is part of the DVC output, so it holds only what the inputs determine: how long a
+# recording took and whether this run resumed it differ from run to run (they are in the returned
+# report and the log). With them in the file, two identical runs gave two DVC objects.
+RUN_ONLY_COLUMNS = ("resumed", "seconds")
+# Bytes of an input file read per hash update when fingerprinting it.
+_HASH_BLOCK = 1 << 20
 
 
 class TooManyFailuresError(SzflowError):
@@ -129,11 +136,22 @@ class JobResult:
 
 
 def _file_fingerprint(path: str | None) -> list | None:
-    """(size, mtime_ns) of an input: a changed input is preprocessed again on a restarted run."""
+    """[size, sha1 of the content] of an input: a changed input is preprocessed again on a restarted run.
+
+    Content, not mtime: the fingerprint is written into each recording's metadata, which DVC
+    tracks, so it must be the same for the same corpus in every clone (a fresh `dvc repro`
+    writes the synthetic EDFs anew, with new mtimes). Hashing reads ~1 GB/s here, a small
+    fraction of the preprocessing itself.
+    """
     if not path:
         return None
-    stat = os.stat(path)
-    return [stat.st_size, stat.st_mtime_ns]
+    digest = hashlib.sha1(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return [size, digest.hexdigest()]
 
 
 def _source_fingerprint(job: RecordingJob) -> dict:
@@ -190,13 +208,10 @@ def write_recording(out_dir: str | Path, meta: dict, block: np.ndarray) -> None:
     atomic_write_json(meta_path, meta)
 
 
-def write_run_summary(out_dir: str | Path, report: pd.DataFrame, cfg: PreprocessConfig, params_hash: str) -> Path:
-    """Write `report.csv` and `manifest.json` of a preprocess folder; returns the report's path."""
-    out_dir = Path(out_dir)
-    report_path = out_dir / REPORT_NAME
-    atomic_write_text(report_path, report.to_csv(index=False))
+def run_summary_files(report: pd.DataFrame, cfg: PreprocessConfig, params_hash: str) -> dict[str, bytes]:
+    """The bytes of a preprocess folder's `report.csv` and `manifest.json` (here or from Modal)."""
     n_ok = int((report["status"] == "ok").sum())
-    atomic_write_json(out_dir / MANIFEST_NAME, {
+    manifest = {
         "format_version": FORMAT_VERSION,
         "params_hash": params_hash,
         "preprocess": cfg.model_dump(mode="json"),
@@ -204,8 +219,19 @@ def write_run_summary(out_dir: str | Path, report: pd.DataFrame, cfg: Preprocess
         "layout": LAYOUT,
         "recordings_ok": n_ok,
         "recordings_failed": len(report) - n_ok,
-    })
-    return report_path
+    }
+    return {
+        REPORT_NAME: report.drop(columns=list(RUN_ONLY_COLUMNS), errors="ignore").to_csv(index=False).encode(),
+        MANIFEST_NAME: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+    }
+
+
+def write_run_summary(out_dir: str | Path, report: pd.DataFrame, cfg: PreprocessConfig, params_hash: str) -> Path:
+    """Write `report.csv` and `manifest.json` of a preprocess folder; returns the report's path."""
+    out_dir = Path(out_dir)
+    for name, data in run_summary_files(report, cfg, params_hash).items():
+        atomic_write_bytes(out_dir / name, data)
+    return out_dir / REPORT_NAME
 
 
 def process_recording(job: RecordingJob) -> JobResult:
@@ -415,8 +441,8 @@ def run_preprocess(params: Params, out_dir: str | Path = Path("data/preprocess")
     report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
     report_path = write_run_summary(out_dir, report, cfg, params_hash)
     n_ok = int((report["status"] == "ok").sum())
-    log.info("preprocessed %d of %d recordings (%d resumed) into %s", n_ok, len(report),
-             int(report["resumed"].sum()), out_dir)
+    log.info("preprocessed %d of %d recordings (%d resumed) into %s in %.1f s of worker time", n_ok,
+             len(report), int(report["resumed"].sum()), out_dir, float(report["seconds"].sum()))
     message = failure_message(report, cfg.max_failed_fraction, report_path)
     if message:
         raise TooManyFailuresError(message)
