@@ -115,9 +115,6 @@ class TrainConfig(_Strict):
     patience_evals: int = Field(4, ge=1)
     grad_clip: float = Field(1.0, gt=0)
     selection_fa_per_24h: int = Field(10, ge=0)
-    # Per training window: swap left and right electrodes / negate the signal (szflow.train.augment).
-    mirror_probability: float = Field(0.0, ge=0, le=1)
-    polarity_flip_probability: float = Field(0.0, ge=0, le=1)
 
 
 class PostprocessConfig(_Strict):

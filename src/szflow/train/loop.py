@@ -38,7 +38,6 @@ import torch
 from szflow.config import Params
 from szflow.errors import CheckpointError, SzflowError
 from szflow.io_utils import atomic_write_json
-from szflow.train.augment import augment_batch
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine
 from szflow.train.split import ValidationSplit, split_by_patient
@@ -412,7 +411,6 @@ def run_train_stage(
             loss_sum = torch.zeros((), device=device)
             for micro in range(hw.grad_accumulation):
                 x, y, valid = _to_device(next(batches), device)
-                x = augment_batch(x, tc.mirror_probability, tc.polarity_flip_probability)
                 sync = not distributed or micro == hw.grad_accumulation - 1
                 context = train_model.no_sync() if not sync else contextlib.nullcontext()
                 with context:
