@@ -219,6 +219,7 @@ def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: P
     report = run_preprocess(params, progress=False)
     assert list(report["status"]) == ["ok"] * 4
     assert int(report["resumed"].sum()) == 2
+    assert temporaries(out) == []  # the killed writer's leftover is removed by the rerun
     clean = run_preprocess(params, out_dir=tmp_path / "clean", progress=False)
     assert int(clean["resumed"].sum()) == 0
     for npy in sorted((tmp_path / "clean" / "eval").glob("*.npy")):
@@ -321,8 +322,27 @@ def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run:
     assert load_checkpoint(last).step == 2  # the previous checkpoint, whole
     assert len(temporaries(workdir / "models")) == 1  # the half-written one never became last.pt
     assert _result(train(workdir)) == {"steps": 6, "resumed_from_step": 2}
+    assert temporaries(workdir / "models") == []  # the rerun removed the half-written one
     assert _same_weights(straight_run / "models" / "last.pt", last)
     assert _same_weights(straight_run / "models" / "best.pt", workdir / "models" / "best.pt")
+
+
+def test_remove_stale_temporaries_takes_only_what_atomic_path_leaves(tmp_path: Path) -> None:
+    from szflow.io_utils import remove_stale_temporaries
+
+    (tmp_path / "sub").mkdir()
+    keep = [tmp_path / name for name in ("last.pt", "notes.tmp", ".keep.tmp", ".a.short.tmp", ".a.toolong123.tmp")]
+    for path in keep:
+        path.write_bytes(b"x")
+    # Named as atomic_path names its temporaries (mkstemp's 8 random characters), as a SIGKILL leaves them.
+    stale = [tmp_path / ".last.pt.ab_3x9zq.tmp", tmp_path / "sub" / ".x.npy.0a1b2c3d.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    assert remove_stale_temporaries(tmp_path) == [stale[0]]
+    assert stale[1].exists()  # not recursive unless asked
+    assert remove_stale_temporaries(tmp_path, recursive=True) == [stale[1]]
+    assert all(path.exists() for path in keep)
+    assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
 def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:

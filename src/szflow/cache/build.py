@@ -35,7 +35,7 @@ from szflow.cache.layout import (
 from szflow.cache.store import CacheError
 from szflow.config import SPLITS, Params
 from szflow.data.edf import ELECTRODES
-from szflow.io_utils import atomic_path, atomic_write_json
+from szflow.io_utils import atomic_path, atomic_write_json, remove_stale_temporaries
 from szflow.signal.labels import seizure_mask
 
 log = logging.getLogger("szflow.cache")
@@ -154,11 +154,14 @@ def build_split(preprocess_dir: str | Path, cache_dir: str | Path, split: str, p
         log.info("%s: cache up to date (%d recordings)", split_dir, len(metas))
         return split_dir
     split_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(split_dir)
 
     lengths = [int(m["n_samples"]) for m in metas]
     offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))[:-1].tolist() if metas else []
     total = int(sum(lengths))
-    bar = tqdm(total=total / rate / 3600, desc=f"cache {split}", unit="h", disable=not progress,
+    # Counted in samples (integers), shown in hours: summing float hours overshot the total by a
+    # rounding error and tqdm warned "clamping frac to range [0, 1]".
+    bar = tqdm(total=total, desc=f"cache {split}", unit="h", unit_scale=1.0 / (rate * 3600), disable=not progress,
                bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} h [{elapsed}<{remaining}]")
     with (atomic_path(split_dir / SIGNALS_NAME) as signals_tmp,
           atomic_path(split_dir / LABELS_NAME) as labels_tmp,
@@ -182,7 +185,7 @@ def build_split(preprocess_dir: str | Path, cache_dir: str | Path, split: str, p
                     mask = seizure_mask(meta["seizure_intervals"], int(meta["n_samples"]), rate)
                     labels_file.seek(label_data + offset)
                     labels_file.write(mask.data)
-                    bar.update(meta["n_samples"] / rate / 3600)
+                    bar.update(int(meta["n_samples"]))
         table = pa.Table.from_pydict({
             "recording_id": [m["recording_id"] for m in metas],
             "split": [split] * len(metas),

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from szflow.config import Params, PreprocessConfig, corpus_root
 from szflow.errors import InputFileError, SzflowError
-from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
+from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json, remove_stale_temporaries
 from szflow.signal.filters import design_filter, min_filter_length, zero_phase_filter
 from szflow.signal.labels import interval_samples
 from szflow.signal.montage import common_average_reference
@@ -418,6 +418,7 @@ def run_preprocess(params: Params, out_dir: str | Path = Path("data/preprocess")
     params_hash = params.section_hash("preprocess")
     jobs, results = make_jobs(table, out_dir, cfg, params_hash)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir, recursive=True)
 
     bar = tqdm(total=len(jobs) + len(results), desc="preprocess", unit="rec", disable=not progress)
     bar.update(len(results))

@@ -37,7 +37,7 @@ import torch
 
 from szflow.config import Params
 from szflow.errors import CheckpointError, SzflowError
-from szflow.io_utils import atomic_write_json
+from szflow.io_utils import atomic_write_json, remove_stale_temporaries
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine
 from szflow.train.split import ValidationSplit, split_by_patient
@@ -267,6 +267,7 @@ def run_train_stage(
              len(split.val_patients), len(split.val_recordings))
     summary: dict[str, Any] = {}
     if ctx.is_main:
+        remove_stale_temporaries(ctx.path(LAST_PATH).parent)  # a killed checkpoint save leaves ~240 MB
         summary.update(_fit_baseline(ctx, store, split))
 
     params_hash = run_params_hash(params)
