@@ -78,8 +78,9 @@ def test_loss_decreases_and_outputs_are_written(workdir):
     assert list(val["step"]) == [12, 24]
 
 
-def test_kill_and_resume_is_bit_exact(tmp_path):
-    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3}
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay):
+    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3, "ema_decay": ema_decay}
     runs = {}
     for name in ("straight", "resumed"):
         root = tmp_path / name
@@ -102,6 +103,10 @@ def test_kill_and_resume_is_bit_exact(tmp_path):
     assert result["resumed_from_step"] == 6 and result["steps"] == 10
     assert _same_weights(runs["straight"] / "models" / "last.pt", resumed / "models" / "last.pt")
     assert _same_weights(runs["straight"] / "models" / "best.pt", resumed / "models" / "best.pt")
+    if ema_decay:
+        averages = [load_checkpoint(r / "models" / "last.pt").training_state["ema"]["averaged"]
+                    for r in (runs["straight"], resumed)]
+        assert all(torch.equal(averages[0][k], averages[1][k]) for k in averages[0])
     # The curves of the replayed steps are not duplicated and match the uninterrupted run.
     pd.testing.assert_frame_equal(_curve(runs["straight"], "train/loss"), _curve(resumed, "train/loss"))
 
@@ -403,3 +408,31 @@ def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path):
     assert [a + b for a, b in zip(ranks[0], ranks[1], strict=True)] == whole
     # Past the sampler's epoch the draws continue (a new epoch), never stop the loop.
     assert len(batches(slice(None), n=5)) == 5
+
+
+# ----------------------------------------------------------------------------- weight averaging
+def test_weight_average_follows_the_warmed_up_decay():
+    from szflow.train.averaging import WeightAverage, warmed_decay
+
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, decay=0.9)
+    expected = None
+    for n in range(30):
+        with torch.no_grad():
+            model.weight.add_(torch.randn_like(model.weight))
+        average.update(model)
+        current = model.weight.detach().clone()
+        expected = current if expected is None else expected + (current - expected) * (1 - warmed_decay(0.9, n))
+        torch.testing.assert_close(average.module.weight, expected)
+    assert warmed_decay(0.9, 1) == pytest.approx(2 / 11) and warmed_decay(0.9, 1000) == 0.9
+    assert not torch.equal(average.module.weight, model.weight)
+
+
+def test_best_checkpoint_holds_the_averaged_weights(workdir):
+    _run(tiny_params(workdir, max_steps=6, eval_every_steps=6, checkpoint_every_steps=6, ema_decay=0.9), workdir)
+    best = load_checkpoint(workdir / "models" / "best.pt")
+    last = load_checkpoint(workdir / "models" / "last.pt")
+    averaged = last.training_state["ema"]["averaged"]
+    assert best.step == 6
+    assert all(torch.equal(best.state_dict[k], averaged[f"module.{k}"]) for k in best.state_dict)
+    assert any(not torch.equal(best.state_dict[k], last.state_dict[k]) for k in best.state_dict)

@@ -114,6 +114,8 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int = Field(25, ge=1)
     patience_evals: int = Field(4, ge=1)
     grad_clip: float = Field(1.0, gt=0)
+    # Exponential moving average of the weights, validated and saved as best.pt; 0 turns it off.
+    ema_decay: float = Field(0.0, ge=0, lt=1)
     selection_fa_per_24h: int = Field(10, ge=0)
 
 

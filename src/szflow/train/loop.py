@@ -2,7 +2,8 @@
 split of whole patients scored like dev/eval.
 
 Outputs (under `workdir`):
-  models/best.pt          weights at the best validation selection metric (no training state)
+  models/best.pt          weights at the best validation selection metric (no training state); with
+                          train.ema_decay > 0, the moving average of the weights (szflow.train.averaging)
   models/last.pt          every `checkpoint_every_steps` and at the end, with optimizer, scheduler,
                           scaler, sampler position, RNG states and the selection bookkeeping
   models/baseline.json    the classical baseline, fitted on the same training recordings
@@ -38,6 +39,7 @@ import torch
 from szflow.config import Params
 from szflow.errors import CheckpointError, SzflowError
 from szflow.io_utils import atomic_write_json, remove_stale_temporaries
+from szflow.train.averaging import WeightAverage
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine
 from szflow.train.split import ValidationSplit, split_by_patient
@@ -283,6 +285,8 @@ def run_train_stage(
                                    {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
     scheduler = WarmupCosine(optimizer, tc.warmup_steps, tc.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=hw.precision == "fp16")
+    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay > 0 else None
+    scored_model = average.module if average is not None else model  # what validation and best.pt see
     train_model: torch.nn.Module = model
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -315,6 +319,8 @@ def run_train_stage(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         selection = Selection.from_state(state["selection"])
         step, windows_seen = ckpt.step, int(state["windows_seen"])
         train_time_s = float(state["train_time_s"])
@@ -353,6 +359,7 @@ def run_train_stage(
         return {
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "sampler": sampler.state_dict(position=windows_seen),
+            "ema": average.state_dict() if average is not None else None,
             "rng": capture_rng_state(), "selection": selection.state_dict(), "windows_seen": windows_seen,
             "train_time_s": train_time_s, "finished": finished, "stopped_early": stopped_early,
             "wandb_run_id": wandb_run_id or "",
@@ -374,7 +381,7 @@ def run_train_stage(
         if ctx.is_main:
             t0 = time.perf_counter()
             tracks = predict_tracks(
-                model, store, split.val_recordings, window_s=params.sampler.window_s,
+                scored_model, store, split.val_recordings, window_s=params.sampler.window_s,
                 overlap_s=params.sampler.inference_overlap_s, batch_size=hw.inference_batch_size,
                 device=device, precision=hw.precision, frame_rate_hz=params.model.frame_rate_hz,
                 progress=False,
@@ -382,7 +389,7 @@ def run_train_stage(
             metrics = validation_metrics(tracks, params)
             improved = selection.update(step, metrics, sens_key)
             if improved:
-                save_checkpoint(ctx.path(BEST_PATH), model=model, model_config=params.model, step=step,
+                save_checkpoint(ctx.path(BEST_PATH), model=scored_model, model_config=params.model, step=step,
                                 metrics={**metrics, "step": step}, params_hash=params_hash)
             logger.log(step, {"val/auroc": metrics["val_auroc"], f"val/{sens_key[4:]}": metrics[sens_key],
                               "val/fa_per_24h": metrics["val_fa_per_24h"],
@@ -435,6 +442,8 @@ def run_train_stage(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             step += 1
             windows_seen += windows_per_step
             dt = time.perf_counter() - t0
