@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -217,3 +218,21 @@ def test_seizure_frequency_is_finite_past_the_last_whole_sample():
     with np.errstate(invalid="raise"):
         f = _frequency(np.random.default_rng(0), spec, t, fs)
     assert np.isfinite(f).all() and f.min() >= 0.8
+
+
+def test_more_training_patients_leave_dev_and_eval_unchanged(tmp_path: Path) -> None:
+    """Each split has its own random streams: growing the training corpus never moves the benchmark."""
+    small = TINY.model_copy(update={"patients": {"train": 1, "dev": 1, "eval": 1}})
+    large = TINY.model_copy(update={"patients": {"train": 3, "dev": 1, "eval": 1}})
+    first, second = make_plan(small), make_plan(large)
+    assert len(second.split("train")) == 3 * len(first.split("train"))
+    for split in ("dev", "eval"):
+        a, b = first.split(split), second.split(split)
+        assert [dataclasses.replace(r, index=0) for r in a] == [dataclasses.replace(r, index=0) for r in b]
+    dev_a, dev_b = first.split("dev")[0], second.split("dev")[0]
+    assert np.array_equal(simulate(dev_a).signals[0], simulate(dev_b).signals[0])
+    generate_corpus(tmp_path / "small", small, progress=False)
+    generate_corpus(tmp_path / "large", large, progress=False)
+    held_out = {name: data for name, data in all_files(tmp_path / "small").items()
+                if name.startswith(("edf/dev/", "edf/eval/"))}
+    assert held_out and all(all_files(tmp_path / "large")[name] == data for name, data in held_out.items())

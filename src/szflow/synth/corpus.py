@@ -44,7 +44,7 @@ def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
     if spec.broken is None:
         write_annotations(edf_path, bi, types)
         return None
-    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 2, spec.index]))
+    rng = np.random.default_rng(spec.stream(2))
     if spec.broken == "duration_mismatch":
         bi, reason = broken.stretch_annotation(bi, rng)
         types = dataclasses.replace(types, duration_s=bi.duration_s)
@@ -54,7 +54,7 @@ def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
         if spec.broken == "truncated":
             reason = broken.truncate(edf_path, rng)
         else:
-            reason = broken.corrupt_header(edf_path, rng, variant=spec.index)
+            reason = broken.corrupt_header(edf_path, rng, variant=spec.split_position)
     return {"path": spec.relpath, "split": spec.split, "kind": spec.broken, "reason": reason}
 
 

@@ -1,8 +1,10 @@
 """The corpus plan: patients, sessions, recordings, seizures and broken files, drawn from the seed.
 
-Everything random that decides *what* is in the corpus (and so what the annotations say) is
-drawn here from one generator; the signals are drawn later from a per-recording generator, so a
-recording's samples do not depend on how many recordings came before it.
+Everything random that decides *what* is in a split (and so what its annotations say) is drawn
+here from that split's own generator; the signals are drawn later from a per-recording generator
+keyed by split and position in the split. So a split depends only on the seed and its own
+settings: more (or fewer) training patients leave dev and eval byte for byte as they were, and a
+change to the training corpus never moves the benchmark.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class SeizureSpec:
 @dataclass(frozen=True)
 class RecordingSpec:
     seed: int  # the corpus seed
-    index: int  # position in the corpus plan: with `seed`, keys the recording's signal generator
+    index: int  # position in the corpus plan
     split: str
     subject: str
     session: str  # s001
@@ -90,6 +92,11 @@ class RecordingSpec:
     traits: PatientTraits
     seizures: tuple[SeizureSpec, ...] = ()
     broken: str | None = None  # one of BROKEN_KINDS
+    split_position: int = 0  # position within its split: with `seed` and `split`, keys its generators
+
+    def stream(self, purpose: int) -> np.random.SeedSequence:
+        """Seed of this recording's generator for `purpose` (1: signals, 2: breaking the file)."""
+        return np.random.SeedSequence([self.seed, purpose, SPLITS.index(self.split), self.split_position])
 
     @property
     def bname(self) -> str:
@@ -111,10 +118,10 @@ class CorpusPlan:
         return [r for r in self.recordings if r.split == name]
 
 
-def _subjects(rng: np.random.Generator, count: int) -> list[str]:
-    """Distinct 8-lowercase-letter subject ids (TUSZ style), so patients never collide across splits."""
+def _subjects(rng: np.random.Generator, count: int, seen: set[str]) -> list[str]:
+    """`count` new 8-lowercase-letter subject ids (TUSZ style), none in `seen` (which they join), so
+    patients never collide across splits."""
     names: list[str] = []
-    seen: set[str] = set()
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     while len(names) < count:
         name = "".join(rng.choice(letters, size=8))
@@ -225,18 +232,21 @@ def _seizures(rng: np.random.Generator, traits: PatientTraits, duration: float) 
     return tuple(specs)
 
 
+def _split_rng(config: SynthConfig, split: str, purpose: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, purpose, SPLITS.index(split)]))
+
+
 def make_plan(config: SynthConfig) -> CorpusPlan:
     """Draw the whole corpus layout from `config.seed` (pure: no files, no clock)."""
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED]))
     plan = CorpusPlan(seed=config.seed)
-    n_patients = {split: int(config.patients.get(split, 0)) for split in SPLITS}
-    subjects = iter(_subjects(rng, sum(n_patients.values())))
     low = int(np.ceil(config.min_duration_s))
     high = max(int(np.floor(config.max_duration_s)), low)
     montages = list(MONTAGES)
+    taken: set[str] = set()
     for split in SPLITS:
-        for _ in range(n_patients[split]):
-            subject = next(subjects)
+        rng = _split_rng(config, split, 0)
+        first = len(plan.recordings)
+        for subject in _subjects(rng, int(config.patients.get(split, 0)), taken):
             traits = _traits(rng)
             n_sessions = int(rng.integers(1, min(3, config.recordings_per_patient) + 1))
             # Recordings go to sessions in order; session numbers have gaps, as in TUSZ.
@@ -264,9 +274,10 @@ def make_plan(config: SynthConfig) -> CorpusPlan:
                     montage=montage, token=f"t{token:03d}", rate=rate, duration_s=duration,
                     start=start + dt.timedelta(seconds=int(token * (high + 60))),
                     signals=tuple(signal_list(rng, montage, rate)), traits=traits,
+                    split_position=len(plan.recordings) - first,
                 ))
-    _assign_seizures(rng, plan, config.seizure_recording_fraction)
-    _assign_broken(rng, plan, config.broken_files)
+        _assign_seizures(rng, plan, split, config.seizure_recording_fraction)
+    _assign_broken(config, plan, config.broken_files)
     return plan
 
 
@@ -275,19 +286,18 @@ def _replace(plan: CorpusPlan, index: int, **changes) -> None:
     plan.recordings[index] = RecordingSpec(**{**spec.__dict__, **changes})
 
 
-def _assign_seizures(rng: np.random.Generator, plan: CorpusPlan, fraction: float) -> None:
-    for split in SPLITS:
-        members = [r.index for r in plan.split(split)]
-        if not members or fraction <= 0:
-            continue
-        # At least one per split, so every split can be scored.
-        count = min(len(members), max(1, round(fraction * len(members))))
-        for index in sorted(rng.choice(members, size=count, replace=False)):
-            spec = plan.recordings[int(index)]
-            _replace(plan, int(index), seizures=_seizures(rng, spec.traits, spec.duration_s))
+def _assign_seizures(rng: np.random.Generator, plan: CorpusPlan, split: str, fraction: float) -> None:
+    members = [r.index for r in plan.split(split)]
+    if not members or fraction <= 0:
+        return
+    # At least one per split, so every split can be scored.
+    count = min(len(members), max(1, round(fraction * len(members))))
+    for index in sorted(rng.choice(members, size=count, replace=False)):
+        spec = plan.recordings[int(index)]
+        _replace(plan, int(index), seizures=_seizures(rng, spec.traits, spec.duration_s))
 
 
-def _assign_broken(rng: np.random.Generator, plan: CorpusPlan, count: int) -> None:
+def _assign_broken(config: SynthConfig, plan: CorpusPlan, count: int) -> None:
     splits = [s for s in SPLITS if plan.split(s)]
     if not splits:
         return
@@ -304,6 +314,8 @@ def _assign_broken(rng: np.random.Generator, plan: CorpusPlan, count: int) -> No
         # Prefer seizure-free recordings: a broken file is skipped, and seizures are scarce.
         quiet = [r for r in free if not r.seizures]
         pool = quiet or free
+        # A generator per (split, file): which file of a split breaks depends on that split alone.
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, 3, SPLITS.index(split), i]))
         chosen = pool[int(rng.integers(len(pool)))]
         used.add(chosen.index)
         _replace(plan, chosen.index, broken=BROKEN_KINDS[i % len(BROKEN_KINDS)])

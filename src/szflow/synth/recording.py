@@ -45,7 +45,7 @@ class SimulatedRecording:
 
 
 def signal_rng(spec: RecordingSpec) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([spec.seed, 1, spec.index]))
+    return np.random.default_rng(spec.stream(1))
 
 
 def simulate(spec: RecordingSpec) -> SimulatedRecording:
