@@ -232,8 +232,9 @@ def _seizures(rng: np.random.Generator, traits: PatientTraits, duration: float) 
     return tuple(specs)
 
 
-def _split_rng(config: SynthConfig, split: str, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, purpose, SPLITS.index(split)]))
+def _split_rng(config: SynthConfig, split: str, purpose: int, *keys: int) -> np.random.Generator:
+    """The generator of one split for `purpose` (0: the plan, 3: broken files), further keyed by `keys`."""
+    return np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, purpose, SPLITS.index(split), *keys]))
 
 
 def make_plan(config: SynthConfig) -> CorpusPlan:
@@ -315,7 +316,7 @@ def _assign_broken(config: SynthConfig, plan: CorpusPlan, count: int) -> None:
         quiet = [r for r in free if not r.seizures]
         pool = quiet or free
         # A generator per (split, file): which file of a split breaks depends on that split alone.
-        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, 3, SPLITS.index(split), i]))
+        rng = _split_rng(config, split, 3, i)
         chosen = pool[int(rng.integers(len(pool)))]
         used.add(chosen.index)
         _replace(plan, chosen.index, broken=BROKEN_KINDS[i % len(BROKEN_KINDS)])
