@@ -24,7 +24,7 @@ from szflow.model import (
     restore_rng_state,
     save_checkpoint,
 )
-from szflow.model.detector import BiMambaLayer, encoder_strides, reverse_valid
+from szflow.model.detector import BiMambaLayer, _grouped_layer_norm, encoder_strides, reverse_valid
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -183,8 +183,9 @@ def test_reverse_valid_keeps_padding_in_place() -> None:
 
 
 # ----------------------------------------------------------------------------- detector
-def test_detector_shapes_and_frames(caplog) -> None:
-    cfg = tiny_config()
+@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
+def test_detector_shapes_and_frames(caplog, encoder: str) -> None:
+    cfg = tiny_config(encoder=encoder)
     with caplog.at_level("INFO", logger="szflow.model"):
         model = Detector(cfg, mamba_impl="torch").eval()
     assert model.mamba_impl_used == "torch"
@@ -206,11 +207,14 @@ def test_detector_seed_geometry() -> None:
     text = describe_model(cfg)
     assert "total parameters" in text and "layers.5" in text
     assert "240 x 512" in text  # 60 s -> 240 frames at 4 Hz
+    per_electrode = describe_model(ModelConfig(encoder="per_electrode", encoder_channels=[16, 32, 64]))
+    assert "per electrode" in per_electrode and "240 x 512" in per_electrode
 
 
-def test_padded_frames_do_not_influence_valid_frames() -> None:
+@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
+def test_padded_frames_do_not_influence_valid_frames(encoder: str) -> None:
     torch.manual_seed(2)
-    cfg = tiny_config(n_layers=2, chunk_size=3)
+    cfg = tiny_config(n_layers=2, chunk_size=3, encoder=encoder)
     model = Detector(cfg, mamba_impl="torch").eval()
     spf = model.samples_per_frame
     frames, valid = [13, 9], [13, 6]
@@ -230,9 +234,46 @@ def test_padded_frames_do_not_influence_valid_frames() -> None:
         model(x, torch.tensor([[True] * 13, [True, False] + [True] * 11]))
 
 
-def test_detector_gradients_flow_and_padding_gets_none() -> None:
+def test_per_electrode_encoder_is_site_invariant_without_its_spatial_part() -> None:
+    """Shared filters + max/mean pooling: permuting the electrodes leaves the frames unchanged; the
+    spatial part (electrode-ordered features) is what lets the model tell sites apart."""
+    torch.manual_seed(6)
+    x = torch.randn(2, 3, 160)
+    permuted = x[:, [2, 0, 1]]
+    with torch.no_grad():
+        pooled_only = Detector(tiny_config(encoder="per_electrode", encoder_spatial_channels=0), "torch").encoder
+        assert (pooled_only(x) - pooled_only(permuted)).abs().max().item() <= 1e-5
+        with_sites = Detector(tiny_config(encoder="per_electrode", encoder_spatial_channels=2), "torch").encoder
+        assert (with_sites(x) - with_sites(permuted)).abs().max().item() > 1e-3
+        mixed = Detector(tiny_config(encoder="mixed"), "torch").encoder
+        assert (mixed(x) - mixed(permuted)).abs().max().item() > 1e-3
+
+
+def test_grouped_layer_norm_pools_statistics_over_the_group() -> None:
+    torch.manual_seed(7)
+    norm = torch.nn.LayerNorm(4)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    h = torch.randn(6, 5, 4)  # 2 windows x 3 electrodes, 5 positions, 4 features
+    h[1] *= 10.0  # a loud electrode stays louder than its neighbours after the norm
+    got = _grouped_layer_norm(norm, h, group=3)
+    for window in range(2):
+        rows = h[3 * window : 3 * window + 3]  # (3, 5, 4)
+        for t in range(5):
+            block = rows[:, t, :]
+            want = (block - block.mean()) / torch.sqrt(block.var(unbiased=False) + norm.eps)
+            want = want * norm.weight + norm.bias
+            assert (got[3 * window : 3 * window + 3, t, :] - want).abs().max().item() <= 1e-5
+    plain = _grouped_layer_norm(torch.nn.LayerNorm(4), h, group=3)
+    assert plain[1].std() > 2 * plain[0].std()  # a per-row norm would give both ~unit variance
+    assert torch.equal(_grouped_layer_norm(norm, h, group=1), norm(h))
+
+
+@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
+def test_detector_gradients_flow_and_padding_gets_none(encoder: str) -> None:
     torch.manual_seed(3)
-    model = Detector(tiny_config(), mamba_impl="torch")
+    model = Detector(tiny_config(encoder=encoder), mamba_impl="torch")
     x = torch.randn(2, 3, 160, requires_grad=True)
     mask = torch.ones(2, 10, dtype=torch.bool)
     mask[1, 7:] = False
@@ -293,9 +334,10 @@ def test_detector_masking_with_mamba_ssm_kernels() -> None:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
+@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, encoder: str) -> None:
     torch.manual_seed(4)
-    cfg = tiny_config()
+    cfg = tiny_config(encoder=encoder)
     model = Detector(cfg, mamba_impl="torch").eval()
     # An optimizer-shaped state (int keys, tuples, tensors) without torch.optim, whose first use
     # costs seconds of imports; the training tests cover a real optimizer's resume.

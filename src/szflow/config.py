@@ -89,7 +89,13 @@ class SamplerConfig(_Strict):
 class ModelConfig(_Strict):
     in_channels: int = 19
     frame_rate_hz: float = Field(4.0, gt=0)
+    # "mixed": the first convolution mixes all electrodes. "per_electrode": one temporal conv stack
+    # shared by every electrode, then pooled across electrodes, so a rhythm learnt at one site is
+    # recognised at every site (docs/model.md).
+    encoder: Literal["mixed", "per_electrode"] = "mixed"
     encoder_channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
+    # per_electrode only: features per electrode kept in electrode order (where the activity is).
+    encoder_spatial_channels: int = Field(8, ge=0)
     n_layers: int = Field(6, ge=1)
     d_model: int = Field(512, ge=8)
     d_state: int = Field(16, ge=1)

@@ -107,10 +107,20 @@ class BiMambaLayer(nn.Module):
         return x + self.dropout(self.mix(h, lengths))
 
 
-class ConvEncoder(nn.Module):
-    """Strided Conv1d stages (Conv -> LayerNorm over channels -> GELU), then a projection to d_model."""
+def _grouped_layer_norm(norm: nn.LayerNorm, h: Tensor, group: int) -> Tensor:
+    """`norm` on h (N, T, c), with statistics over the c features of `group` consecutive rows."""
+    if group == 1:
+        return norm(h)
+    rows, length, features = h.shape
+    joint = h.reshape(rows // group, group, length, features).transpose(1, 2)
+    joint = F.layer_norm(joint, (group, features), eps=norm.eps)
+    return joint.transpose(1, 2).reshape(rows, length, features) * norm.weight + norm.bias
 
-    def __init__(self, cfg: ModelConfig):
+
+class ConvStages(nn.Module):
+    """Strided Conv1d stages (Conv -> LayerNorm over channels -> GELU) that downsample T to frames."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int):
         super().__init__()
         spf = samples_per_frame(cfg)
         self.strides = encoder_strides(spf, len(cfg.encoder_channels))
@@ -120,28 +130,79 @@ class ConvEncoder(nn.Module):
             )
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
-        c_in = cfg.in_channels
+        c_in = in_channels
         for c_out, stride in zip(cfg.encoder_channels, self.strides, strict=True):
             kernel, pad = _stage_geometry(stride)
             self.convs.append(nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad))
             # Per-position norm: GroupNorm/BatchNorm would pool statistics over time, leaking padding.
             self.norms.append(nn.LayerNorm(c_out))
             c_in = c_out
-        self.proj = nn.Linear(c_in, cfg.d_model)
+        self.out_channels = c_in
 
-    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
-        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
-        keep = None if sample_mask is None else sample_mask[:, None, :].to(x.dtype)
+    def forward(self, x: Tensor, keep: Tensor | None = None, group: int = 1) -> Tensor:
+        """x (N, C, T), keep (N, 1, T) or None -> (N, out_channels, T / stride).
+
+        `group` > 1: rows come in consecutive groups (the electrodes of one window) that share each
+        LayerNorm's statistics per position, so the norm keeps the amplitude of one row relative
+        to the others instead of scaling every row to unit variance.
+        """
         if keep is not None:
             x = x * keep
         for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
-            x = F.gelu(norm(conv(x).transpose(1, 2))).transpose(1, 2)
+            x = F.gelu(_grouped_layer_norm(norm, conv(x).transpose(1, 2), group)).transpose(1, 2)
             if keep is not None:
                 # Zero padded positions at this resolution, so the next conv sees exactly the zero
                 # padding it would see at the end of the unpadded sequence.
                 keep = keep[..., ::stride]
                 x = x * keep
-        return self.proj(x.transpose(1, 2))
+        return x
+
+
+class ConvEncoder(ConvStages):
+    """The first convolution mixes all electrodes; a projection to d_model follows the stages."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg, cfg.in_channels)
+        self.proj = nn.Linear(self.out_channels, cfg.d_model)
+
+    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
+        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
+        keep = None if sample_mask is None else sample_mask[:, None, :].to(x.dtype)
+        return self.proj(super().forward(x, keep).transpose(1, 2))
+
+
+class PerElectrodeEncoder(ConvStages):
+    """One temporal conv stack applied to every electrode alone, then pooled across electrodes.
+
+    The mixed encoder learns site-specific filters, so a focal onset at a site that rarely seizes in
+    training is missed (docs/training.md). Here every electrode shares the filters (the LayerNorms pool
+    their statistics over the window's electrodes, so relative amplitude survives); max and mean over
+    electrodes are site-invariant, and a small per-electrode projection kept in electrode order says
+    where the activity is (eye and chewing artifacts are frontal and temporal).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg, 1)
+        features = self.out_channels
+        self.spatial = nn.Linear(features, cfg.encoder_spatial_channels) if cfg.encoder_spatial_channels else None
+        pooled = 2 * features + cfg.in_channels * cfg.encoder_spatial_channels
+        self.proj = nn.Linear(pooled, cfg.d_model)
+
+    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
+        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
+        batch, electrodes, length = x.shape
+        keep = None
+        if sample_mask is not None:
+            keep = sample_mask[:, None, :].to(x.dtype).repeat_interleave(electrodes, dim=0)
+        h = super().forward(x.reshape(batch * electrodes, 1, length), keep, group=electrodes)
+        h = h.reshape(batch, electrodes, h.shape[1], h.shape[2]).permute(0, 3, 1, 2)  # (B, F, C, features)
+        parts = [h.amax(dim=2), h.mean(dim=2)]
+        if self.spatial is not None:
+            parts.append(self.spatial(h).flatten(2))
+        return self.proj(torch.cat(parts, dim=-1))
+
+
+ENCODERS = {"mixed": ConvEncoder, "per_electrode": PerElectrodeEncoder}
 
 
 class Detector(nn.Module):
@@ -153,7 +214,7 @@ class Detector(nn.Module):
         self.samples_per_frame = samples_per_frame(cfg)
         self.mamba_impl_used = resolve_mamba_impl(mamba_impl)
         log.info("detector: mamba_impl=%s -> using %s Mamba-2 blocks", mamba_impl, self.mamba_impl_used)
-        self.encoder = ConvEncoder(cfg)
+        self.encoder = ENCODERS[cfg.encoder](cfg)
         self.layers = nn.ModuleList(BiMambaLayer(cfg, self.mamba_impl_used) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
@@ -202,11 +263,22 @@ def describe_model(cfg: ModelConfig) -> str:
     frames = model.frames_for(t)
     rows: list[tuple[str, str, int]] = [("input", f"{cfg.in_channels} x {t}", 0)]
     length = frames * spf
+    per_electrode = isinstance(model.encoder, PerElectrodeEncoder)
     for i, (conv, norm) in enumerate(zip(model.encoder.convs, model.encoder.norms, strict=True)):
         length //= conv.stride[0]
         desc = f"encoder.{i} Conv1d k{conv.kernel_size[0]} s{conv.stride[0]} + LayerNorm + GELU"
-        rows.append((desc, f"{conv.out_channels} x {length}", count_parameters(conv) + count_parameters(norm)))
-    rows.append(("encoder.proj Linear", f"{frames} x {cfg.d_model}", count_parameters(model.encoder.proj)))
+        shape = f"{conv.out_channels} x {length}"
+        if per_electrode:
+            desc += " (per electrode)"
+            shape = f"{cfg.in_channels} x {shape}"
+        rows.append((desc, shape, count_parameters(conv) + count_parameters(norm)))
+    if per_electrode and model.encoder.spatial is not None:
+        spatial = model.encoder.spatial
+        desc = f"encoder.spatial Linear {spatial.in_features} -> {spatial.out_features} (per electrode)"
+        rows.append((desc, f"{frames} x {cfg.in_channels} x {spatial.out_features}", count_parameters(spatial)))
+    proj = model.encoder.proj
+    desc = "encoder.proj Linear" + (" (max, mean over electrodes + spatial)" if per_electrode else "")
+    rows.append((desc, f"{frames} x {cfg.d_model}", count_parameters(proj)))
     for i, layer in enumerate(model.layers):
         blk = layer.fwd
         desc = (
