@@ -226,18 +226,23 @@ def test_tuning_meets_each_target_with_the_most_sensitive_setting():
     tracks = _tracks(2, n=60)
     targets = [50, 10, 2.5]
     grid = {"threshold_grid": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "smoothing_grid_s": [0.0, 2.0],
-            "min_duration_grid_s": [0.0, 5.0], "merge_gap_grid_s": [0.0, 10.0]}
+            "min_duration_grid_s": [0.0, 5.0], "merge_gap_grid_s": [0.0, 10.0],
+            "hysteresis_low_grid": [None, 0.25, 0.45]}
     points = tune_operating_points(tracks, targets, **grid)
     assert list(points) == ["50", "10", "2.5"]  # string keys, never floats
     # Brute force over the same grid with the one-recording-at-a-time path.
     everything = []
     for smoothing in grid["smoothing_grid_s"]:
-        for threshold in grid["threshold_grid"]:
-            for min_duration in grid["min_duration_grid_s"]:
-                for merge in grid["merge_gap_grid_s"]:
-                    result = _score_direct(tracks, smoothing_s=smoothing, threshold=threshold,
-                                           min_duration_s=min_duration, merge_gap_s=merge)
-                    everything.append(result)
+        for low in grid["hysteresis_low_grid"]:
+            for threshold in grid["threshold_grid"]:
+                if low is not None and low >= threshold:
+                    continue
+                for min_duration in grid["min_duration_grid_s"]:
+                    for merge in grid["merge_gap_grid_s"]:
+                        result = _score_direct(tracks, smoothing_s=smoothing, threshold=threshold,
+                                               hysteresis_low=low, min_duration_s=min_duration,
+                                               merge_gap_s=merge)
+                        everything.append(result)
     for key, target in zip(points, targets):
         point = points[key]
         assert point["feasible"]
@@ -248,6 +253,27 @@ def test_tuning_meets_each_target_with_the_most_sensitive_setting():
         again = _score_direct(tracks, **{k: point[k] for k in ("smoothing_s", "threshold", "hysteresis_low",
                                                                "min_duration_s", "merge_gap_s")})
         assert (again["tp"], again["fp"]) == (point["tp"], point["fp"])
+
+
+def test_tuning_picks_hysteresis_when_it_rescues_a_seizure():
+    # A short seizure that crosses 0.9 for 3 s and stays above 0.6 for 12 s after that; a 5 s false
+    # bump at 0.95. With a 10 s minimum duration only hysteresis (0.6, which extends an event forward
+    # from its crossing) keeps the seizure, and the bump stays too short to count.
+    rate = 1.0
+    p = np.zeros(3600)
+    p[100:115] = 0.7
+    p[101:104] = 0.95
+    p[2000:2005] = 0.95
+    track = ProbabilityTrack("r", p, rate, 3600.0, [(100.0, 115.0)])
+    common = {"threshold_grid": [0.9], "min_duration_grid_s": [10.0]}
+    without = tune_operating_points([track], [1], **common)
+    assert without["1"]["sensitivity"] == 0.0
+    points = tune_operating_points([track], [1], hysteresis_low_grid=[None, 0.6], **common)
+    assert points["1"]["hysteresis_low"] == 0.6
+    assert (points["1"]["sensitivity"], points["1"]["fp"]) == (1.0, 0)
+    # A low at or above the threshold is no hysteresis: reported as None, never scored twice.
+    same = tune_operating_points([track], [1], hysteresis_low_grid=[0.95], **common)
+    assert same["1"]["hysteresis_low"] is None and same["1"]["sensitivity"] == 0.0
 
 
 def test_tuning_prefers_lower_false_alarms_on_equal_sensitivity():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -142,7 +142,17 @@ class EvalConfig(_Strict):
     smoothing_grid_s: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0])
     min_duration_grid_s: list[float] = Field(default_factory=lambda: [0.0, 5.0, 10.0])
     merge_gap_grid_s: list[float] = Field(default_factory=lambda: [0.0, 10.0])
+    # Lower thresholds that extend an event once the threshold is crossed; null: no hysteresis.
+    hysteresis_low_grid: list[Annotated[float, Field(gt=0, lt=1)] | None] = Field(default_factory=lambda: [None])
     timeline_recordings: int = Field(4, ge=0)
+
+    def tuning_grid(self) -> dict[str, list]:
+        """The post-processing grid as keyword arguments of `tune_operating_points`."""
+        return {
+            "threshold_grid": self.threshold_grid, "smoothing_grid_s": self.smoothing_grid_s,
+            "min_duration_grid_s": self.min_duration_grid_s, "merge_gap_grid_s": self.merge_gap_grid_s,
+            "hysteresis_low_grid": self.hysteresis_low_grid,
+        }
 
 
 class SharedParams(_Strict):

@@ -85,12 +85,7 @@ def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict
 def tune(params: Params, tracks) -> dict[str, dict]:
     from szflow.scoring import tune_operating_points
 
-    grid = params.eval
-    points = tune_operating_points(
-        tracks, grid.operating_points_fa_per_24h, threshold_grid=grid.threshold_grid,
-        smoothing_grid_s=grid.smoothing_grid_s, min_duration_grid_s=grid.min_duration_grid_s,
-        merge_gap_grid_s=grid.merge_gap_grid_s,
-    )
+    points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, **params.eval.tuning_grid())
     return {target_key(float(key)): value for key, value in points.items()}
 
 

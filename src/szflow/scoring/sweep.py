@@ -220,11 +220,13 @@ def tune_operating_points(
     smoothing_grid_s: Sequence[float] = (0.0,),
     min_duration_grid_s: Sequence[float] = (0.0,),
     merge_gap_grid_s: Sequence[float] = (0.0,),
-    hysteresis_low: float | None = None,
+    hysteresis_low_grid: Sequence[float | None] = (None,),
 ) -> dict[str, dict]:
     """For each FA/24h target, the grid setting with the highest OVLP sensitivity whose FA/24h is
     <= the target on these tracks; ties go to the lower FA/24h, then to the first in grid order
-    (smoothing, threshold, min duration, merge gap, each as given).
+    (smoothing, hysteresis, threshold, min duration, merge gap, each as given). A hysteresis_low at
+    or above a threshold means no hysteresis at that threshold (the row says None); such a row is
+    skipped when None is in the grid too, so no setting is scored twice.
 
     Keys are strings ('10', '2.5'). Values: smoothing_s, threshold, hysteresis_low, min_duration_s,
     merge_gap_s, sensitivity, fa_per_24h, tp, fp, fn, target_fa_per_24h and `feasible`. When no
@@ -236,21 +238,25 @@ def tune_operating_points(
     threshold_order = list(dict.fromkeys(float(t) for t in threshold_grid))
     index_of = {float(t): k for k, t in enumerate(unique)}
     candidates: list[dict] = []
+    lows = list(dict.fromkeys(None if low is None else float(low) for low in hysteresis_low_grid))
     for smoothing_s in smoothing_grid_s:
-        runs = corpus.runs(float(smoothing_s), unique, hysteresis_low)
-        for threshold in threshold_order:
-            k = index_of[threshold]
-            for min_duration_s in min_duration_grid_s:
-                for merge_gap_s in merge_gap_grid_s:
-                    events = runs_to_events(*runs[k], corpus.rate, corpus.duration, float(merge_gap_s),
-                                            float(min_duration_s))
-                    hysteresis = hysteresis_low is not None and hysteresis_low < threshold
-                    low = hysteresis_low if hysteresis else None
-                    candidates.append({
-                        "smoothing_s": float(smoothing_s), "threshold": threshold, "hysteresis_low": low,
-                        "min_duration_s": float(min_duration_s), "merge_gap_s": float(merge_gap_s),
-                        **_ovlp_row(corpus, events),
-                    })
+        for hysteresis_low in lows:
+            runs = corpus.runs(float(smoothing_s), unique, hysteresis_low)
+            for threshold in threshold_order:
+                hysteresis = hysteresis_low is not None and hysteresis_low < threshold
+                if hysteresis_low is not None and not hysteresis and None in lows:
+                    continue
+                k = index_of[threshold]
+                low = hysteresis_low if hysteresis else None
+                for min_duration_s in min_duration_grid_s:
+                    for merge_gap_s in merge_gap_grid_s:
+                        events = runs_to_events(*runs[k], corpus.rate, corpus.duration, float(merge_gap_s),
+                                                float(min_duration_s))
+                        candidates.append({
+                            "smoothing_s": float(smoothing_s), "threshold": threshold, "hysteresis_low": low,
+                            "min_duration_s": float(min_duration_s), "merge_gap_s": float(merge_gap_s),
+                            **_ovlp_row(corpus, events),
+                        })
     result: dict[str, dict] = {}
     for target in targets_fa_per_24h:
         target = float(target)

@@ -131,11 +131,7 @@ def validation_metrics(tracks: Sequence, params: Params) -> dict[str, float]:
     from szflow.scoring import auroc, target_key, tune_operating_points
 
     target = selection_target(tracks, params.train.selection_fa_per_24h)
-    grid = params.eval
-    points = tune_operating_points(
-        tracks, [target], threshold_grid=grid.threshold_grid, smoothing_grid_s=grid.smoothing_grid_s,
-        min_duration_grid_s=grid.min_duration_grid_s, merge_gap_grid_s=grid.merge_gap_grid_s,
-    )
+    points = tune_operating_points(tracks, [target], **params.eval.tuning_grid())
     point = points[target_key(target)]
     feasible = bool(point["feasible"])
     return {
