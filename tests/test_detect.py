@@ -7,6 +7,7 @@ operating points chosen so that the random model does produce events, and the ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -224,7 +225,8 @@ def test_probabilities_equal_evals(project: Path, model) -> None:
         rid = reference.recording_id
         track = predict_file(edfs[rid], detector, params, settings=settings)
         (alike,) = predict_tracks(detector, cache, [rid], window_s=settings.window_s, overlap_s=settings.overlap_s,
-                                  batch_size=3, device="cpu", frame_rate_hz=settings.frame_rate_hz, progress=False)
+                                  batch_size=3, device="cpu", precision=settings.precision,
+                                  frame_rate_hz=settings.frame_rate_hz, progress=False)
         assert track.duration_s == reference.duration_s
         assert track.probabilities.dtype == np.float32
         np.testing.assert_array_equal(track.probabilities, alike.probabilities)
@@ -322,7 +324,9 @@ def test_chunked_inference_matches_exact_inference(project: Path, model) -> None
     from szflow.detect import InferenceSettings, predict_file
 
     detector, params = model
-    settings = InferenceSettings.from_params(params, device="cpu", batch_size=2)
+    # fp32: under bf16 the chunk-boundary round-off of the filters is amplified past the bound.
+    settings = dataclasses.replace(InferenceSettings.from_params(params, device="cpu", batch_size=2),
+                                   precision="fp32")
     for edf in eval_edfs(project).values():
         exact = predict_file(edf, detector, params, settings=settings)
         chunked = predict_file(edf, detector, params, settings=settings, max_exact_s=0, chunk_s=40, margin_s=20)
