@@ -34,6 +34,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch
 
 from szflow.config import Params, load_params
+from szflow.inference import autocast
 from szflow.model import Detector
 from szflow.train.losses import masked_loss
 from szflow.train.toy import toy_recordings, write_toy_store
@@ -68,7 +69,9 @@ def model_only(params: Params, steps: int) -> list[float]:
     for _ in range(steps + 1):  # the first step allocates; not counted
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = masked_loss(model(x), y, valid, kind=params.train.loss, pos_weight=params.train.pos_weight)
+        with autocast("cpu", params.hardware.precision):  # the loop's precision, from the profile
+            logits = model(x)
+        loss = masked_loss(logits, y, valid, kind=params.train.loss, pos_weight=params.train.pos_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
         optimizer.step()
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(model_s / loop_s, 3),
     }
     m = params.model
-    print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}), batch {batch}, "
+    print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}, {m.encoder} encoder), batch {batch}, "
+          f"{params.hardware.precision}, "
           f"{params.sampler.window_s:g} s windows, {torch.get_num_threads()} threads, data: {data}", file=sys.stderr)
     print(f"model-only s/step: before {[round(t, 2) for t in before]} after {[round(t, 2) for t in after]}",
           file=sys.stderr)
