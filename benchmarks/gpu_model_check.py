@@ -4,7 +4,7 @@
     python benchmarks/gpu_model_check.py --smoke         # tiny model on CPU: exercises the script only
 
 Reports (one JSON line at the end):
-- parity of one seed-size block, fp32 and bf16 autocast: outputs and input/weight gradients;
+- parity of one seed-size block (the model in params.yaml), fp32 and bf16 autocast: outputs and input/weight gradients;
   of the whole detector (fp32); and that padded frames do not leak with the kernels either;
 - training throughput (windows/s, batch 64, bf16 autocast, AdamW) and inference seconds per hour of
   EEG (60 s windows, bf16, no grad) for each implementation.
@@ -18,11 +18,12 @@ import argparse
 import contextlib
 import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from szflow.config import ModelConfig
+from szflow.config import ModelConfig, load_params
 from szflow.model import Detector
 from szflow.model.detector import count_parameters
 from szflow.model.mamba_cuda import build_mamba_ssm_block, mamba_ssm_status
@@ -151,14 +152,14 @@ def main() -> None:
 
     usable, reason = mamba_ssm_status()
     if args.smoke:
-        cfg = ModelConfig(n_layers=1, d_model=64, encoder_channels=[8, 16, 32], dropout=0.0)
+        cfg = ModelConfig(n_layers=1, d_model=64, encoder="per_electrode", encoder_channels=[8, 16, 32], dropout=0.0)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         args.batch, args.infer_batch, args.steps = 2, 2, 1
     else:
         if not torch.cuda.is_available():
             print(json.dumps({"benchmark": "model_gpu", "error": "CUDA unavailable (use --smoke on CPU)"}))
             raise SystemExit(2)
-        cfg = ModelConfig()
+        cfg = load_params(Path(__file__).resolve().parents[1]).model  # the model dvc repro trains
         device = torch.device("cuda")
     bf16 = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity means fp32 matmuls on our side
