@@ -154,7 +154,8 @@ model = Detector(params.model, mamba_impl="torch").eval()
 window = round(params.sampler.window_s * params.preprocess.sample_rate_hz)
 hop_s = params.sampler.window_s - params.sampler.inference_overlap_s
 x = torch.randn(batch, 19, window)
-with torch.inference_mode():
+from szflow.inference import autocast
+with torch.inference_mode(), autocast("cpu", params.hardware.precision):  # detect's precision
     model(x)
     best = float("inf")
     for _ in range(2):
