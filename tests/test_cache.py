@@ -16,7 +16,7 @@ from szflow.cache.dataset import (
     dataloader_kwargs,
     make_dataloader,
 )
-from szflow.cache.sampler import BACKGROUND, PARTIAL, SEIZURE, class_runs, window_class
+from szflow.cache.sampler import BACKGROUND, HARD_BACKGROUND, PARTIAL, SEIZURE, class_runs, window_class
 from szflow.config import HardwareConfig, PreprocessConfig
 from szflow.errors import SzflowError
 from szflow.signal.labels import seizure_mask
@@ -200,7 +200,8 @@ def test_sampler_mix_matches_weights(built):
 def test_sampler_drops_classes_without_windows(built):
     store, _ = built
     sampler = TrainingWindowSampler(store, ["rec_c"], 60.0, 0.4, 0.3, 0.3, seed=0, num_windows=200)
-    assert sampler.class_probabilities() == {"seizure": 0.0, "partial": 0.0, "background": 1.0}
+    assert sampler.class_probabilities() == {"seizure": 0.0, "partial": 0.0, "background": 1.0,
+                                             "hard_background": 0.0}
     assert {_classify(store, r, s) for r, s in sampler} == {BACKGROUND}
     with pytest.raises(SzflowError, match="no training windows"):
         TrainingWindowSampler(store, ["rec_c"], 60.0, 1.0, 0.0, 0.0, seed=0, num_windows=10)
@@ -237,6 +238,47 @@ def test_sampler_classes_are_the_labelled_classes(built):
     rows, starts = sampler.epoch_draws(0)
     classes = {_classify(store, int(r), int(s)) for r, s in zip(rows, starts, strict=True)}
     assert classes == {SEIZURE, PARTIAL, BACKGROUND}
+
+
+# Draws of TrainingWindowSampler(built store, None, 60.0, 0.4, 0.3, 0.3, seed=0, num_windows=4), epoch 0,
+# computed with the three-class sampler before the hard background class existed.
+PINNED_DRAWS = ([2, 0, 2, 0], [135253, 10861, 85918, 16640])
+
+
+def test_sampler_without_hard_background_draws_as_before(built):
+    """The fourth class at weight 0 changes no draw and no fingerprint (old last.pt files resume)."""
+    store, _ = built
+    plain = TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=3, num_windows=400)
+    runs = [(store.row_of("rec_c"), 100, 50)]
+    off = TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=3, num_windows=400,
+                                hard_background_weight=0.0, hard_background_runs=runs)
+    assert list(plain) == list(off)
+    assert plain.fingerprint() == off.fingerprint()
+    # Pinned draws of the three-class sampler: a change to the draw arithmetic shows here.
+    rows, starts = TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=0, num_windows=4).epoch_draws(0)
+    assert (rows.tolist(), starts.tolist()) == PINNED_DRAWS
+
+
+def test_sampler_hard_background_draws_only_given_runs(built):
+    store, _ = built
+    row_c, row_a = store.row_of("rec_c"), store.row_of("rec_a")
+    runs = [(row_c, 1000, 300), (row_a, 100 * FS, 5)]
+    sampler = TrainingWindowSampler(store, None, 60.0, 0.0, 0.0, 1.0, seed=4, num_windows=3000,
+                                    hard_background_weight=1.0, hard_background_runs=runs)
+    assert sampler.class_totals_dict()["hard_background"] == 305
+    assert sampler.class_probabilities()["hard_background"] == pytest.approx(0.5)
+    hard = [(r, s) for r, s in sampler if (r == row_c and 1000 <= s < 1300) or (r == row_a and
+                                                                                 100 * FS <= s < 100 * FS + 5)]
+    # rec_c has 138,241 background starts of its own, so windows inside the runs are hard draws.
+    assert len(hard) / 3000 == pytest.approx(0.5, abs=0.03)
+    assert {_classify(store, r, s) for r, s in hard} == {BACKGROUND}
+    again = TrainingWindowSampler(store, None, 60.0, 0.0, 0.0, 1.0, seed=4, num_windows=3000,
+                                  hard_background_weight=1.0, hard_background_runs=runs[:1])
+    assert again.fingerprint() != sampler.fingerprint()
+    with pytest.raises(ValueError, match="not a run of starts"):
+        TrainingWindowSampler(store, ["rec_a"], 60.0, 1, 1, 1, hard_background_weight=1.0,
+                              hard_background_runs=[(row_c, 0, 10)])
+    assert HARD_BACKGROUND == 3
 
 
 # ----------------------------------------------------------------------------- inference windows

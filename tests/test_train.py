@@ -28,13 +28,13 @@ TINY_MODEL = {"n_layers": 1, "d_model": 16, "d_state": 4, "encoder_channels": [8
               "dropout": 0.1}
 
 
-def tiny_params(root: Path, hardware: dict | None = None, **train) -> Params:
+def tiny_params(root: Path, hardware: dict | None = None, sampler: dict | None = None, **train) -> Params:
     train = {"max_steps": 8, "eval_every_steps": 4, "checkpoint_every_steps": 2, "warmup_steps": 2, "lr": 3e-3,
              "val_fraction": 0.34, "patience_evals": 10, **train}
     shared = SharedParams.model_validate({
         "model": TINY_MODEL, "train": train,
         # 4 s windows (16 frames) keep each step to milliseconds.
-        "sampler": {"window_s": 4.0, "inference_overlap_s": 1.0},
+        "sampler": {"window_s": 4.0, "inference_overlap_s": 1.0, **(sampler or {})},
         "eval": {"threshold_grid": [0.2, 0.5, 0.8], "smoothing_grid_s": [0.0], "min_duration_grid_s": [0.0],
                  "merge_gap_grid_s": [0.0]},
     })
@@ -78,9 +78,12 @@ def test_loss_decreases_and_outputs_are_written(workdir):
     assert list(val["step"]) == [12, 24]
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay):
-    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3, "ema_decay": ema_decay}
+@pytest.mark.parametrize(("ema_decay", "hard_background_weight"), [(0.0, 0.0), (0.9, 0.0), (0.0, 0.5)])
+def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay, hard_background_weight, caplog):
+    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3, "ema_decay": ema_decay,
+              "sampler": {"hard_background_weight": hard_background_weight,
+                          "hard_background_top_fraction": 0.1}}
+    caplog.set_level(logging.INFO, logger="szflow.train")
     runs = {}
     for name in ("straight", "resumed"):
         root = tmp_path / name
@@ -109,6 +112,10 @@ def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay):
         assert all(torch.equal(averages[0][k], averages[1][k]) for k in averages[0])
     # The curves of the replayed steps are not duplicated and match the uninterrupted run.
     pd.testing.assert_frame_equal(_curve(runs["straight"], "train/loss"), _curve(resumed, "train/loss"))
+    hard_lines = [r.getMessage() for r in caplog.records if "hard background windows" in r.getMessage()]
+    assert bool(hard_lines) == (hard_background_weight > 0)
+    if hard_background_weight:
+        assert all(" 0 window starts" not in line for line in hard_lines)
 
 
 def test_changed_params_start_fresh_with_a_log_line(workdir, caplog):

@@ -194,6 +194,15 @@ def _recording(store, recording_id: str) -> tuple[np.ndarray, list[tuple[float, 
 def fit_baseline(store, recording_ids: Sequence[str], frame_rate_hz: float, *, smoothing_s: float = 4.0,
                  fft_window_s: float = 1.0, l2: float = 1e-3) -> Baseline:
     """Fit the baseline on the frames of `recording_ids` (the training recordings of the train split)."""
+    return fit_baseline_with_scores(store, recording_ids, frame_rate_hz, smoothing_s=smoothing_s,
+                                    fft_window_s=fft_window_s, l2=l2)[0]
+
+
+def fit_baseline_with_scores(store, recording_ids: Sequence[str], frame_rate_hz: float, *,
+                             smoothing_s: float = 4.0, fft_window_s: float = 1.0, l2: float = 1e-3
+                             ) -> tuple[Baseline, dict[str, np.ndarray]]:
+    """`fit_baseline`, plus the fitted baseline's per-frame scores of every recording it was fitted on
+    (what `baseline_scores` gives for them), computed from the features the fit already has."""
     feats, labels = [], []
     for rid in recording_ids:
         signal, intervals, _ = _recording(store, rid)
@@ -206,13 +215,17 @@ def fit_baseline(store, recording_ids: Sequence[str], frame_rate_hz: float, *, s
     mean, std = X.mean(axis=0), X.std(axis=0) + _EPS
     weights, bias = fit_logistic((X - mean) / std, y, l2=l2)
     scores = _sigmoid(((X - mean) / std) @ weights + bias)
-    return Baseline(
+    baseline = Baseline(
         feature_names=feature_names(), mean=mean.tolist(), std=std.tolist(), weights=weights.tolist(),
         bias=bias, frame_rate_hz=float(frame_rate_hz), smoothing_s=float(smoothing_s),
         fft_window_s=float(fft_window_s),
         fit_info={"recordings": len(feats), "frames": len(y), "seizure_frames": int(y.sum()),
                   "train_frame_auroc": frame_auroc(scores, y)},
     )
+    bounds = np.cumsum([0] + [len(f) for f in feats])
+    per_recording = {str(rid): scores[a:b].astype(np.float32)
+                     for rid, a, b in zip(recording_ids, bounds[:-1], bounds[1:], strict=True)}
+    return baseline, per_recording
 
 
 def baseline_scores(signal: np.ndarray, baseline: Baseline) -> np.ndarray:

@@ -75,11 +75,16 @@ class SamplerConfig(_Strict):
     seizure_weight: float = Field(0.4, ge=0)
     partial_weight: float = Field(0.3, ge=0)
     background_weight: float = Field(0.3, ge=0)
+    # Seizure-free windows around the training frames the classical baseline scores highest (the
+    # top `hard_background_top_fraction` of background frames): seizure-like artifacts
+    # (szflow.train.hard_negatives). 0 turns the class off.
+    hard_background_weight: float = Field(0.0, ge=0)
+    hard_background_top_fraction: float = Field(0.02, gt=0, le=1)
     inference_overlap_s: float = Field(10.0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
-        if self.seizure_weight + self.partial_weight + self.background_weight <= 0:
+        if self.seizure_weight + self.partial_weight + self.background_weight + self.hard_background_weight <= 0:
             raise ValueError("at least one sampler weight must be positive")
         if self.inference_overlap_s >= self.window_s:
             raise ValueError("inference_overlap_s must be smaller than window_s")

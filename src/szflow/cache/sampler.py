@@ -7,6 +7,9 @@ weights (classes without any window are dropped and the weights renormalised), t
 uniformly among all windows of that class in the chosen recordings. The classes are computed
 exactly, to the sample, from the seizure intervals (no label scan): the seizure count of a window
 is piecewise linear in its start, so each class is a union of runs of consecutive starts.
+An optional fourth class, *hard background*, is given as runs of background starts chosen outside
+the sampler (`szflow.train.hard_negatives`: windows around the frames the classical baseline scores
+highest, which is where seizure-like artifacts are); its windows are drawn uniformly too.
 
 Inference (`InferenceWindows`): windows of `window_s` every `window_s - overlap_s`, the last one
 aligned to the recording's end (rounded up to a whole second so frames line up, and padded past
@@ -29,8 +32,8 @@ import numpy as np
 from szflow.errors import SzflowError
 from szflow.signal.labels import interval_samples
 
-SEIZURE, PARTIAL, BACKGROUND = 0, 1, 2
-CLASS_NAMES = ("seizure", "partial", "background")
+SEIZURE, PARTIAL, BACKGROUND, HARD_BACKGROUND = 0, 1, 2, 3
+CLASS_NAMES = ("seizure", "partial", "background", "hard_background")
 
 
 def window_class(seizure_samples: int, valid_samples: int) -> int:
@@ -129,10 +132,14 @@ class TrainingWindowSampler:
 
     def __init__(self, store, recording_ids: Sequence[str] | None = None, window_s: float = 60.0,
                  seizure_weight: float = 0.4, partial_weight: float = 0.3, background_weight: float = 0.3,
-                 seed: int = 0, num_windows: int = 1000):
+                 seed: int = 0, num_windows: int = 1000, hard_background_weight: float = 0.0,
+                 hard_background_runs: Sequence[tuple[int, int, int]] = ()):
+        """`hard_background_runs`: (row, first_start, count) runs of window starts, each a background
+        window of a row in `recording_ids`; drawn with `hard_background_weight`."""
         if num_windows < 1:
             raise ValueError("num_windows must be >= 1")
-        weights = np.array([seizure_weight, partial_weight, background_weight], dtype=np.float64)
+        weights = np.array([seizure_weight, partial_weight, background_weight, hard_background_weight],
+                           dtype=np.float64)
         if (weights < 0).any():
             raise ValueError(f"sampler weights must be >= 0, got {weights.tolist()}")
         self.store = store
@@ -143,15 +150,26 @@ class TrainingWindowSampler:
         self.weights = weights
         self.position = 0
 
-        run_rows: list[list[int]] = [[], [], []]
-        run_firsts: list[list[int]] = [[], [], []]
-        run_counts: list[list[int]] = [[], [], []]
+        run_rows: list[list[int]] = [[], [], [], []]
+        run_firsts: list[list[int]] = [[], [], [], []]
+        run_counts: list[list[int]] = [[], [], [], []]
         for row in self.rows:
             for cls, runs in enumerate(class_runs(store.length(row), self.window, _recording_spans(store, row))):
                 for first, count in runs:
                     run_rows[cls].append(row)
                     run_firsts[cls].append(first)
                     run_counts[cls].append(count)
+        rows_set = set(self.rows)
+        for row, first, count in hard_background_runs:
+            if int(row) not in rows_set or int(count) < 1 or int(first) < 0:
+                raise ValueError(f"hard background run {(row, first, count)} is not a run of starts of a "
+                                 "sampled recording")
+            run_rows[HARD_BACKGROUND].append(int(row))
+            run_firsts[HARD_BACKGROUND].append(int(first))
+            run_counts[HARD_BACKGROUND].append(int(count))
+        hard = np.array([run_rows[HARD_BACKGROUND], run_firsts[HARD_BACKGROUND], run_counts[HARD_BACKGROUND]],
+                        dtype=np.int64)
+        self._hard_runs_digest = hashlib.sha256(hard.tobytes()).hexdigest()[:16]
         self._run_rows = [np.asarray(r, np.int64) for r in run_rows]
         self._run_firsts = [np.asarray(f, np.int64) for f in run_firsts]
         counts = [np.asarray(c, np.int64) for c in run_counts]
@@ -181,6 +199,10 @@ class TrainingWindowSampler:
             "lengths": [self.store.length(r) for r in self.rows],
             "window": self.window, "weights": self.weights.tolist(), "num_windows": self.num_windows,
         }
+        if self.weights[HARD_BACKGROUND] > 0:
+            payload["hard_background_runs"] = self._hard_runs_digest
+        else:  # without hard background, the fingerprint (and every draw) is what it was before
+            payload["weights"] = self.weights[:HARD_BACKGROUND].tolist()
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ draws
@@ -189,12 +211,14 @@ class TrainingWindowSampler:
         if self._epoch_cache is not None and self._epoch_cache[0] == epoch:
             return self._epoch_cache[1], self._epoch_cache[2]
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(epoch,))))
-        classes = rng.choice(3, size=self.num_windows, p=self.probabilities)
+        # With hard_background_weight 0 the extra class has probability 0 and these are the draws of
+        # the three-class sampler, bit for bit (choice inverts the CDF, which the extra 0 leaves as is).
+        classes = rng.choice(len(CLASS_NAMES), size=self.num_windows, p=self.probabilities)
         # Only drawn classes occur, and those have windows: the upper bounds are all positive.
         nth = rng.integers(0, np.maximum(self.class_totals[classes], 1))
         rows = np.empty(self.num_windows, np.int64)
         starts = np.empty(self.num_windows, np.int64)
-        for cls in range(3):
+        for cls in range(len(CLASS_NAMES)):
             chosen = classes == cls
             if not chosen.any():
                 continue

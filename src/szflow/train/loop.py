@@ -210,20 +210,38 @@ def _try_resume(ctx: _Context, params_hash: str) -> Any | None:
     return ckpt
 
 
-def _fit_baseline(ctx: _Context, store, split: ValidationSplit) -> dict[str, float]:
-    """Fit and save the classical baseline on the training recordings; its validation AUROC."""
-    from szflow.baseline import baseline_tracks, fit_baseline, save_baseline
+def _fit_baseline(ctx: _Context, store, split: ValidationSplit) -> tuple[dict[str, float], dict]:
+    """Fit the classical baseline on the training recordings (rank 0 saves it); its validation AUROC
+    (rank 0 only) and its per-frame scores of the training recordings (for hard background windows)."""
+    from szflow.baseline import baseline_tracks, fit_baseline_with_scores, save_baseline
     from szflow.scoring import auroc
 
     t0 = time.perf_counter()
     rate = ctx.params.model.frame_rate_hz
-    baseline = fit_baseline(store, split.train_recordings, rate)
+    baseline, scores = fit_baseline_with_scores(store, split.train_recordings, rate)
+    if not ctx.is_main:
+        return {}, scores
     val_auroc = float(auroc(baseline_tracks(store, split.val_recordings, baseline, rate)))
     baseline.fit_info["val_frame_auroc"] = val_auroc
     save_baseline(ctx.path(BASELINE_PATH), baseline)
     log.info("baseline: fitted on %d recordings in %.1f s, validation frame AUROC %.3f",
              len(split.train_recordings), time.perf_counter() - t0, val_auroc)
-    return {"baseline_val_auroc": val_auroc}
+    return {"baseline_val_auroc": val_auroc}, scores
+
+
+def _hard_background_runs(ctx: _Context, store, split: ValidationSplit, scores: dict) -> list:
+    from szflow.train.hard_negatives import hard_background_runs
+
+    sampler_cfg = ctx.params.sampler
+    runs, info = hard_background_runs(
+        store, split.train_recordings, scores, window_s=sampler_cfg.window_s,
+        frame_rate_hz=ctx.params.model.frame_rate_hz, top_fraction=sampler_cfg.hard_background_top_fraction,
+    )
+    log.info("hard background windows: %d runs (%d window starts) around %d background frames with a "
+             "baseline score >= %s (the top %.1f %%)", info["runs"], info["windows"], info["flagged_frames"],
+             "n/a" if info["threshold"] is None else f"{info['threshold']:.3f}",
+             100 * sampler_cfg.hard_background_top_fraction)
+    return runs
 
 
 def run_train_stage(
@@ -264,9 +282,16 @@ def run_train_stage(
              "(%d recordings)", len(split.train_patients), len(split.train_recordings),
              len(split.val_patients), len(split.val_recordings))
     summary: dict[str, Any] = {}
+    hard_runs: list = []
     if ctx.is_main:
         remove_stale_temporaries(ctx.path(LAST_PATH).parent)  # a killed checkpoint save leaves ~240 MB
-        summary.update(_fit_baseline(ctx, store, split))
+    # Every rank fits when it needs the scores (the fit is deterministic, so all ranks draw the same
+    # hard windows); only rank 0 saves the baseline and scores validation.
+    if ctx.is_main or params.sampler.hard_background_weight > 0:
+        fitted, baseline_scores = _fit_baseline(ctx, store, split)
+        summary.update(fitted)
+        if params.sampler.hard_background_weight > 0:
+            hard_runs = _hard_background_runs(ctx, store, split, baseline_scores)
 
     params_hash = run_params_hash(params)
     global_batch = hw.train_batch_size
@@ -294,6 +319,7 @@ def run_train_stage(
         seizure_weight=params.sampler.seizure_weight, partial_weight=params.sampler.partial_weight,
         background_weight=params.sampler.background_weight, seed=tc.seed,
         num_windows=tc.max_steps * windows_per_step,
+        hard_background_weight=params.sampler.hard_background_weight, hard_background_runs=hard_runs,
     )
     log.info("training windows per class %s, drawn with probabilities %s", sampler.class_totals_dict(),
              {k: round(v, 3) for k, v in sampler.class_probabilities().items()})
