@@ -188,7 +188,8 @@ class HardwareConfig(_Strict):
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int | None = None
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # auto: bf16 where the device has native bf16 (CUDA, a CPU with AVX512-BF16/AMX), else fp32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     grad_accumulation: int = Field(1, ge=1)
     mamba_impl: Literal["auto", "torch", "cuda"] = "auto"
     wandb_mode: Literal["online", "offline", "disabled"] = "disabled"

@@ -14,6 +14,7 @@ a recording).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,37 @@ import torch
 from szflow.errors import SzflowError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+log = logging.getLogger("szflow.inference")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes in bf16 natively. Without it (a CPU with no AVX512-BF16 or AMX),
+    bf16 autocast is emulated and a training step is tens of times slower than in fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """`auto` -> bf16 where `device` has native bf16, else fp32; an explicit precision is kept.
+
+    Resolved where the work runs (this machine, or the Modal container), so one profile serves a
+    bf16-capable CPU and one without. An explicit bf16 on a device without it is kept but logged:
+    it is correct, only slow.
+    """
+    if precision != "auto" and precision not in PRECISIONS:
+        raise SzflowError(f"hardware.precision {precision!r} is not one of auto, {', '.join(PRECISIONS)}")
+    native = native_bf16(device)
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and not native:
+        log.warning("hardware.precision is bf16 but %s has no native bf16 (it is emulated, far slower "
+                    "than fp32); set hardware.precision: auto or fp32", torch.device(device))
+    return precision
 
 
 def resolve_device(hardware_device: str | torch.device) -> torch.device:
@@ -39,7 +71,9 @@ def resolve_device(hardware_device: str | torch.device) -> torch.device:
 
 
 def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast context for `precision` (fp32 | bf16 | fp16) on `device`; fp32 is a no-op context."""
+    """Autocast context for `precision` (auto | fp32 | bf16 | fp16) on `device`; fp32 is a no-op."""
+    if precision == "auto":
+        precision = resolve_precision(precision, device)
     if precision not in PRECISIONS:
         raise SzflowError(f"hardware.precision {precision!r} is not one of {sorted(PRECISIONS)}")
     dtype = PRECISIONS[precision]
@@ -74,6 +108,7 @@ def predict_tracks(
     from szflow.scoring import ProbabilityTrack
 
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     recording_ids = [str(rid) for rid in recording_ids]
     if not recording_ids:
         return []

@@ -59,12 +59,16 @@ RUN_SECTIONS = ("model", "train", "sampler", "preprocess")
 RUN_HARDWARE_KEYS = ("train_batch_size", "precision", "grad_accumulation")
 
 
-def run_params_hash(params: Params) -> str:
-    """Hash of everything that makes two training runs the same run (resume only within one)."""
-    payload = {
-        "sections": params.section_hash(*RUN_SECTIONS),
-        "hardware": {key: getattr(params.hardware, key) for key in RUN_HARDWARE_KEYS},
-    }
+def run_params_hash(params: Params, precision: str | None = None) -> str:
+    """Hash of everything that makes two training runs the same run (resume only within one).
+
+    `precision` is the resolved one (`resolve_precision`), so `auto` resumed on a machine that
+    resolves it differently starts a fresh run rather than mixing precisions.
+    """
+    hardware = {key: getattr(params.hardware, key) for key in RUN_HARDWARE_KEYS}
+    if precision is not None:
+        hardware["precision"] = precision
+    payload = {"sections": params.section_hash(*RUN_SECTIONS), "hardware": hardware}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -259,7 +263,7 @@ def run_train_stage(
     """
     from szflow.cache import SplitStore, TrainingWindowSampler
     from szflow.cache.dataset import TrainingWindowDataset, dataloader_kwargs
-    from szflow.inference import autocast, predict_tracks, resolve_device
+    from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
     from szflow.model import Detector
     from szflow.model.checkpoint import save_checkpoint
     from szflow.remote.ddp import dist_info, rank_slice
@@ -293,7 +297,8 @@ def run_train_stage(
         if params.sampler.hard_background_weight > 0:
             hard_runs = _hard_background_runs(ctx, store, split, baseline_scores)
 
-    params_hash = run_params_hash(params)
+    precision = resolve_precision(hw.precision, device)
+    params_hash = run_params_hash(params, precision)
     global_batch = hw.train_batch_size
     part = rank_slice(global_batch, info.rank, info.world_size)
     windows_per_step = global_batch * hw.grad_accumulation
@@ -305,7 +310,7 @@ def run_train_stage(
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
     scheduler = WarmupCosine(optimizer, tc.warmup_steps, tc.max_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=hw.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     average = WeightAverage(model, tc.ema_decay) if tc.ema_decay > 0 else None
     scored_model = average.module if average is not None else model  # what validation and best.pt see
     train_model: torch.nn.Module = model
@@ -405,7 +410,7 @@ def run_train_stage(
             tracks = predict_tracks(
                 scored_model, store, split.val_recordings, window_s=params.sampler.window_s,
                 overlap_s=params.sampler.inference_overlap_s, batch_size=hw.inference_batch_size,
-                device=device, precision=hw.precision, frame_rate_hz=params.model.frame_rate_hz,
+                device=device, precision=precision, frame_rate_hz=params.model.frame_rate_hz,
                 progress=False,
             )
             metrics = validation_metrics(tracks, params)
@@ -444,7 +449,7 @@ def run_train_stage(
                 sync = not distributed or micro == hw.grad_accumulation - 1
                 context = train_model.no_sync() if not sync else contextlib.nullcontext()
                 with context:
-                    with autocast(device, hw.precision):
+                    with autocast(device, precision):
                         logits = train_model(x, None if bool(valid.all()) else valid)
                     loss = masked_loss(logits, y, valid, kind=tc.loss, pos_weight=tc.pos_weight,
                                        focal_gamma=tc.focal_gamma) / hw.grad_accumulation
@@ -512,7 +517,7 @@ def run_train_stage(
         "resumed_from_step": resumed_from,
         "mamba_impl": model.mamba_impl_used,
         "device": str(device),
-        "precision": hw.precision,
+        "precision": precision,
         "train_batch_size": global_batch,
         "grad_accumulation": hw.grad_accumulation,
         "world_size": ctx.world_size,
