@@ -9,7 +9,9 @@ import torch
 from szflow.cache import InferenceWindows, SplitStore
 from szflow.config import ModelConfig
 from szflow.errors import SzflowError
-from szflow.inference import autocast, predict_tracks, resolve_device
+import logging
+
+from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
 from szflow.model import Detector
 from szflow.train.toy import write_toy_store
 
@@ -116,3 +118,20 @@ def test_resolve_device_and_autocast():
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
     with pytest.raises(SzflowError, match="precision"):
         autocast("cpu", "fp8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_native_bf16(monkeypatch, caplog, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    with autocast("cpu", "auto"):
+        dtype = torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype
+    assert dtype == (torch.bfloat16 if native else torch.float32)
+    # An explicit precision is kept; bf16 without native support is only slow, so it is logged.
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with caplog.at_level(logging.WARNING, logger="szflow.inference"):
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    assert ("no native bf16" in caplog.text) is (not native)
+    with pytest.raises(SzflowError, match="not one of auto"):
+        resolve_precision("fp8", "cpu")

@@ -201,6 +201,10 @@ def test_last_checkpoint_round_trips_with_training_state(workdir):
     raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled objects inside
     assert raw["params_hash"] == train_loop.run_params_hash(tiny_params(workdir, max_steps=4, eval_every_steps=4,
                                                                          checkpoint_every_steps=2))
+    auto = tiny_params(workdir, {"precision": "auto"})
+    # The hash holds the resolved precision: `auto` on a machine that resolves it differently is another run.
+    assert train_loop.run_params_hash(auto, "fp32") == train_loop.run_params_hash(tiny_params(workdir))
+    assert train_loop.run_params_hash(auto, "bf16") != train_loop.run_params_hash(auto, "fp32")
     ckpt = load_checkpoint(path, expected_config=tiny_params(workdir).model)
     state = ckpt.training_state
     for key in ("optimizer", "scheduler", "scaler", "sampler", "rng", "selection"):
