@@ -34,7 +34,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch
 
 from szflow.config import Params, load_params
-from szflow.inference import autocast
+from szflow.inference import autocast, resolve_precision
 from szflow.model import Detector
 from szflow.train.losses import masked_loss
 from szflow.train.toy import toy_recordings, write_toy_store
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     m = params.model
     print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}, {m.encoder} encoder), batch {batch}, "
-          f"{params.hardware.precision}, "
+          f"{resolve_precision(params.hardware.precision, 'cpu')}, "
           f"{params.sampler.window_s:g} s windows, {torch.get_num_threads()} threads, data: {data}", file=sys.stderr)
     print(f"model-only s/step: before {[round(t, 2) for t in before]} after {[round(t, 2) for t in after]}",
           file=sys.stderr)
