@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,6 @@ import torch
 from szflow.cache import InferenceWindows, SplitStore
 from szflow.config import ModelConfig
 from szflow.errors import SzflowError
-import logging
-
 from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
 from szflow.model import Detector
 from szflow.train.toy import write_toy_store
