@@ -1,0 +1,46 @@
+"""Every path the DVC pipeline reads or writes, relative to the project root, written out once.
+
+`dvc.yaml` declares the same paths (tests/test_layout.py checks that the two agree); the stage
+drivers (`szflow.stages`), the remote executors and the tests take them from here. Libraries below
+the stage drivers never name a pipeline path: they take directories and files as arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPLITS = ("train", "dev", "eval")
+
+SYNTH_DIR = Path("data/synth")
+PREPROCESS_DIR = Path("data/preprocess")
+PREPROCESS_REPORT = PREPROCESS_DIR / "report.csv"
+CACHE_DIR = Path("data/cache")
+
+MODELS_DIR = Path("models")
+BEST_CHECKPOINT = MODELS_DIR / "best.pt"
+LAST_CHECKPOINT = MODELS_DIR / "last.pt"
+BASELINE_MODEL = MODELS_DIR / "baseline.json"
+OPERATING_POINTS = MODELS_DIR / "operating_points.json"
+
+METRICS_DIR = Path("metrics")
+TRAIN_METRICS = METRICS_DIR / "train.json"
+TRAIN_CURVES_DIR = METRICS_DIR / "train_curves"
+
+PREDICTIONS_DIR = Path("predictions")
+PLOTS_DIR = Path("plots")
+
+PARAMS_FILE = Path("params.yaml")
+PROFILES_DIR = Path("params")
+
+
+def cache_split_dir(split: str) -> Path:
+    return CACHE_DIR / split
+
+
+def predictions_dir(split: str) -> Path:
+    return PREDICTIONS_DIR / split
+
+
+def split_metrics(split: str) -> Path:
+    """metrics/dev.json, metrics/eval.json."""
+    return METRICS_DIR / f"{split}.json"
