@@ -7,10 +7,12 @@ merges files flat) never mixes a profile key into the shared sections.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -306,18 +308,43 @@ def profile_path(root: str | Path, hw: str) -> Path:
     return Path(root) / "params" / f"{hw}.yaml"
 
 
-def load_params(root: str | Path = ".", hw: str | None = None) -> Params:
-    """Load `params.yaml` and the profile it names (or `hw`, to override) from project `root`."""
+def apply_overrides(shared: dict, profile: dict, overrides: Mapping[str, Any]) -> None:
+    """Set dotted keys (`model.n_layers`, `hardware.precision`) in the raw params dicts, in place,
+    before validation, so an override is checked like a value in the file (as `dvc exp run -S`)."""
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if not all(parts):
+            raise ConfigError(f"override {dotted!r}: expected a dotted key such as 'model.n_layers'")
+        target = profile if parts[0] == "hardware" else shared
+        for part in parts[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+            target = child
+        target[parts[-1]] = copy.deepcopy(value)
+
+
+def load_params(root: str | Path = ".", hw: str | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Params:
+    """Load `params.yaml` and the profile it names (or `hw`, to override) from project `root`.
+
+    `overrides` maps dotted keys to values (`{"model.n_layers": 2, "hardware.precision": "fp32"}`):
+    tests and benchmarks start from the project's params and change only what they name."""
     root = Path(root)
     shared_path = root / "params.yaml"
-    shared = parse_shared(_read_yaml(shared_path), shared_path)
-    if hw is not None and hw != shared.hw:
-        shared = shared.model_copy(update={"hw": hw})
-    hw_path = profile_path(root, shared.hw)
+    shared_data = _read_yaml(shared_path)
+    if hw is not None:
+        shared_data["hw"] = hw
+    hw_name = shared_data.get("hw")
+    hw_path = profile_path(root, hw_name if isinstance(hw_name, str) else "")
     if not hw_path.exists():
         available = sorted(p.stem for p in (root / "params").glob("*.yaml"))
         raise ConfigError(f"{shared_path}: key 'hw': no profile {hw_path} (available: {available})")
-    hardware = parse_profile(_read_yaml(hw_path), hw_path)
+    profile_data = _read_yaml(hw_path)
+    if overrides:
+        apply_overrides(shared_data, profile_data, overrides)
+    shared = parse_shared(shared_data, shared_path)
+    hardware = parse_profile(profile_data, hw_path)
     return Params(shared=shared, hardware=hardware, root=str(root))
 
 
