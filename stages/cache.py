@@ -4,7 +4,7 @@ manifest.json} (szflow.cache.build). Refuses, without touching it, a cache built
 from pathlib import Path
 
 from szflow.cache.build import run_cache
-from szflow.stage import stage_main
+from szflow.stages.runner import stage_main
 
 PREPROCESS_DIR = Path("data/preprocess")
 CACHE_DIR = Path("data/cache")

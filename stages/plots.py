@@ -1,7 +1,7 @@
 """DVC stage `plots`: data files for `dvc plots show` and PNGs, from predictions and training curves."""
 
 from szflow.plots import run_plots_stage
-from szflow.stage import stage_main
+from szflow.stages.runner import stage_main
 
 if __name__ == "__main__":
     stage_main(run_plots_stage)

@@ -8,7 +8,7 @@ plus `data/preprocess/report.csv` (every recording, ok/failed, reason). Exits 1 
 from pathlib import Path
 
 from szflow.signal.pipeline import run_preprocess
-from szflow.stage import stage_main
+from szflow.stages.runner import stage_main
 
 OUT_DIR = Path("data/preprocess")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from szflow.config import Params, corpus_root
 from szflow.io_utils import atomic_write_text
-from szflow.stage import stage_main
+from szflow.stages.runner import stage_main
 
 SYNTH_OUT = Path("data/synth")
 

@@ -3,7 +3,7 @@
 Outputs: models/best.pt, models/last.pt, models/baseline.json, metrics/train.json, metrics/train_curves.
 """
 
-from szflow.stage import stage_main
+from szflow.stages.runner import stage_main
 
 if __name__ == "__main__":
     stage_main("train")

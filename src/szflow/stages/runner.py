@@ -1,4 +1,4 @@
-"""Shared entry for the DVC stage scripts in `stages/`: load params, run, report errors in one line."""
+"""Shared entry of the stage drivers: load params, run, report errors in one line (exit 1)."""
 
 from __future__ import annotations
 
