@@ -347,7 +347,9 @@ def load_params(root: str | Path = ".", hw: str | None = None,
     shared_data = _read_yaml(shared_path)
     if hw is not None:
         shared_data["hw"] = hw
-    hw_name = shared_data.get("hw")
+    if "hw" not in shared_data:
+        raise ConfigError(f"{shared_path}: missing key 'hw'")
+    hw_name = shared_data["hw"]
     hw_path = profile_path(root, hw_name if isinstance(hw_name, str) else "")
     if not hw_path.exists():
         available = sorted(p.stem for p in (root / "params").glob("*.yaml"))
