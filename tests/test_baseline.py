@@ -62,7 +62,8 @@ def test_baseline_fits_and_separates_a_toy_seizure_set(store, tmp_path):
 def test_features_are_per_frame_and_finite():
     rng = np.random.default_rng(0)
     for n in (1, 63, 64, 65, 256 * 10 + 7):
-        features = frame_features(rng.standard_normal((19, n)).astype(np.float32), 4.0, sample_rate_hz=RATE_HZ)
+        signal = rng.standard_normal((19, n)).astype(np.float32)
+        features = frame_features(signal, 4.0, sample_rate_hz=RATE_HZ)
         assert features.shape == (max(1, -(-n // 64)), len(feature_names()))
         assert np.isfinite(features).all()
     flat = frame_features(np.zeros((19, 2560), np.float32), 4.0, sample_rate_hz=RATE_HZ)

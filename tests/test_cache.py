@@ -69,7 +69,8 @@ def built(tmp_path):
 
 def hardware(hw: str, **changes) -> HardwareConfig:
     """The `hw` profile with `changes` (hardware keys), validated like the file."""
-    return load_params(ROOT, hw=hw, overrides={f"hardware.{key}": value for key, value in changes.items()}).hardware
+    overrides = {f"hardware.{key}": value for key, value in changes.items()}
+    return load_params(ROOT, hw=hw, overrides=overrides).hardware
 
 
 # ----------------------------------------------------------------------------- store

@@ -201,7 +201,8 @@ def test_overrides_leave_the_files_alone(tmp_path):
 
 # ----------------------------------------------------------------------------- cross-checks
 def test_in_channels_must_be_one_per_electrode():
-    with pytest.raises(ConfigError, match=rf"key 'model\.in_channels': .*must be {len(ELECTRODES)}"):
+    expected = rf"params\.yaml: model\.in_channels \(21\) must be {len(ELECTRODES)}, "
+    with pytest.raises(ConfigError, match=expected):
         load_params(ROOT, overrides={"model.in_channels": 21})
 
 
@@ -214,7 +215,8 @@ def test_electrodes_are_defined_once():
 
 
 def test_frame_rate_must_divide_the_sample_rate():
-    with pytest.raises(ConfigError, match=r"model\.frame_rate_hz \(3\) must divide preprocess\.sample_rate_hz"):
+    expected = r"params\.yaml: model\.frame_rate_hz \(3\) must divide preprocess\.sample_rate_hz"
+    with pytest.raises(ConfigError, match=expected):
         load_params(ROOT, overrides={"model.frame_rate_hz": 3.0})
     assert load_params(ROOT, overrides={"model.frame_rate_hz": 8.0}).model.frame_rate_hz == 8.0
 
@@ -223,6 +225,7 @@ def test_inconsistent_values_are_rejected():
     with pytest.raises(ConfigError, match=r"params\.yaml: key 'sampler': .*inference_overlap_s"):
         load_params(ROOT, overrides={"sampler.window_s": 10.0, "sampler.inference_overlap_s": 20.0})
     with pytest.raises(ConfigError, match=r"local\.yaml: key 'hardware': .*num_workers"):
-        load_params(ROOT, hw="local", overrides={"hardware.num_workers": 0, "hardware.persistent_workers": True})
+        load_params(ROOT, hw="local",
+                    overrides={"hardware.num_workers": 0, "hardware.persistent_workers": True})
     with pytest.raises(ConfigError, match="modal needs a gpu"):
         load_params(ROOT, hw="a100", overrides={"hardware.gpu": None})

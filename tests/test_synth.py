@@ -195,7 +195,8 @@ def test_rerun_replaces_own_corpus_but_refuses_foreign_tree(tmp_path: Path) -> N
 def test_seizures_stand_out_at_the_onset_site() -> None:
     """Learnable: the ictal band power at the onset site rises well above the same site's background."""
     config = synth_config(seed=3, patients={"train": 6, "dev": 0, "eval": 0}, recordings_per_patient=1,
-                          min_duration_s=120, max_duration_s=120, seizure_recording_fraction=1.0, broken_files=0)
+                          min_duration_s=120, max_duration_s=120, seizure_recording_fraction=1.0,
+                          broken_files=0)
     ratios = []
     for spec in make_plan(config).recordings:
         seizure = spec.seizures[0]

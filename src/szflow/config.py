@@ -101,8 +101,9 @@ class SamplerConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    # One input channel per electrode: must equal len(ELECTRODES) (checked below).
-    in_channels: int
+    # One input channel per electrode (SharedParams checks it against ELECTRODES; the model itself
+    # takes any count, so its unit tests can use small ones).
+    in_channels: int = Field(ge=1)
     frame_rate_hz: float = Field(gt=0)
     # "mixed": the first convolution mixes all electrodes. "per_electrode": one temporal conv stack
     # shared by every electrode, then pooled across electrodes, so a rhythm learnt at one site is
@@ -118,14 +119,6 @@ class ModelConfig(_Strict):
     expand: int = Field(ge=1)
     chunk_size: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
-
-    @field_validator("in_channels")
-    @classmethod
-    def _one_channel_per_electrode(cls, value: int) -> int:
-        if value != len(ELECTRODES):
-            raise ValueError(f"in_channels must be {len(ELECTRODES)}, one per electrode of the 10-20 "
-                             f"system that preprocessing keeps ({' '.join(ELECTRODES)})")
-        return value
 
 
 class TrainConfig(_Strict):
@@ -179,7 +172,10 @@ class SharedParams(_Strict):
     eval: EvalConfig
 
     @model_validator(mode="after")
-    def _frames_are_whole_samples(self) -> SharedParams:
+    def _sections_agree(self) -> SharedParams:
+        if self.model.in_channels != len(ELECTRODES):
+            raise ValueError(f"model.in_channels ({self.model.in_channels}) must be {len(ELECTRODES)}, "
+                             f"one per electrode that preprocessing keeps ({' '.join(ELECTRODES)})")
         samples = self.preprocess.sample_rate_hz / self.model.frame_rate_hz
         if samples != int(samples):
             raise ValueError(f"model.frame_rate_hz ({self.model.frame_rate_hz:g}) must divide "
@@ -278,8 +274,10 @@ class Params(BaseModel):
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
+        key = ".".join(str(part) for part in item["loc"])
+        if not key:  # a check across sections names its keys itself
+            lines.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{key}'")
         elif item["type"] == "missing":
             lines.append(f"{path}: missing key '{key}'")
