@@ -1,6 +1,7 @@
 """One typed schema for `params.yaml` (shared settings) merged with `params/<hw>.yaml` (hardware).
 
-Unknown keys and wrong types fail with a message naming the file and the dotted key.
+The files are the only source of the values: the schema has no defaults, and unknown keys,
+missing keys and wrong types fail with a message naming the file and the dotted key.
 Profiles hold hardware only, under one top key `hardware:` so that `dvc.api.params_show` (which
 merges files flat) never mixes a profile key into the shared sections.
 """
