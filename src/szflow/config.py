@@ -96,12 +96,8 @@ class SamplerConfig(_Strict):
 class ModelConfig(_Strict):
     in_channels: int = 19
     frame_rate_hz: float = Field(4.0, gt=0)
-    # "mixed": the first convolution mixes all electrodes. "per_electrode": one temporal conv stack
-    # shared by every electrode, then pooled across electrodes, so a rhythm learnt at one site is
-    # recognised at every site (docs/model.md).
-    encoder: Literal["mixed", "per_electrode"] = "mixed"
     encoder_channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
-    # per_electrode only: features per electrode kept in electrode order (where the activity is).
+    # Features per electrode kept in electrode order (where the activity is).
     encoder_spatial_channels: int = Field(8, ge=0)
     n_layers: int = Field(6, ge=1)
     d_model: int = Field(512, ge=8)
@@ -116,9 +112,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     val_fraction: float = Field(0.2, gt=0, lt=1)
     val_seed: int = 0
-    loss: Literal["bce", "focal"] = "bce"
     pos_weight: float = Field(2.0, gt=0)
-    focal_gamma: float = Field(2.0, ge=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(20, ge=0)
@@ -127,8 +121,6 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int = Field(25, ge=1)
     patience_evals: int = Field(4, ge=1)
     grad_clip: float = Field(1.0, gt=0)
-    # Exponential moving average of the weights, validated and saved as best.pt; 0 turns it off.
-    ema_decay: float = Field(0.0, ge=0, lt=1)
     selection_fa_per_24h: int = Field(10, ge=0)
 
 
