@@ -12,9 +12,6 @@ from szflow.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Still defaulted in the schema because the training refactor deletes them with their options.
-_DELETED_WITH_THEIR_OPTIONS = {"train.loss", "train.focal_gamma", "train.ema_decay", "model.encoder"}
-
-
 def _project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(ROOT / "params", tmp_path / "params")
@@ -67,15 +64,13 @@ def test_repository_params_load_for_every_profile():
 def test_schema_has_no_second_set_of_defaults():
     # Every value comes from params.yaml or the profile: a default would be a second source of truth.
     defaulted = _defaulted_fields(SharedParams) + _defaulted_fields(ProfileFile)
-    assert set(defaulted) <= _DELETED_WITH_THEIR_OPTIONS, defaulted
+    assert defaulted == [], defaulted
 
 
 def test_every_missing_key_names_file_and_key(tmp_path):
     root = _project(tmp_path)
     shared_text = (root / "params.yaml").read_text()
     for dotted in _leaf_keys(yaml.safe_load(shared_text)):
-        if dotted in _DELETED_WITH_THEIR_OPTIONS:
-            continue
         _edit(root / "params.yaml", lambda d, key=dotted: _delete(d, key))
         with pytest.raises(ConfigError, match=rf"params\.yaml: missing key '{dotted}'"):
             load_params(root)

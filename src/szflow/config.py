@@ -106,12 +106,8 @@ class ModelConfig(_Strict):
     # takes any count, so its unit tests can use small ones).
     in_channels: int = Field(ge=1)
     frame_rate_hz: float = Field(gt=0)
-    # "mixed": the first convolution mixes all electrodes. "per_electrode": one temporal conv stack
-    # shared by every electrode, then pooled across electrodes, so a rhythm learnt at one site is
-    # recognised at every site (docs/model.md).
-    encoder: Literal["mixed", "per_electrode"] = "mixed"
     encoder_channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
-    # per_electrode only: features per electrode kept in electrode order (where the activity is).
+    # Features per electrode kept in electrode order (where the activity is).
     encoder_spatial_channels: int = Field(ge=0)
     n_layers: int = Field(ge=1)
     d_model: int = Field(ge=8)
@@ -126,9 +122,7 @@ class TrainConfig(_Strict):
     seed: int
     val_fraction: float = Field(gt=0, lt=1)
     val_seed: int
-    loss: Literal["bce", "focal"] = "bce"
     pos_weight: float = Field(gt=0)
-    focal_gamma: float = Field(2.0, ge=0)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_steps: int = Field(ge=0)
@@ -137,8 +131,6 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int = Field(ge=1)
     patience_evals: int = Field(ge=1)
     grad_clip: float = Field(gt=0)
-    # Exponential moving average of the weights, validated and saved as best.pt; 0 turns it off.
-    ema_decay: float = Field(0.0, ge=0, lt=1)
     selection_fa_per_24h: int = Field(ge=0)
 
 
