@@ -264,23 +264,42 @@ def read_eeg(path: str | Path, expected_duration_s: float | None = None) -> EegR
                             offset=header.header_bytes - handle.tell())
     if block.size != header.n_records * record_samples:
         raise EdfError(path, f"truncated: read {block.size} of {header.n_records * record_samples} samples")
-    records = block.reshape(header.n_records, record_samples)
-    starts = np.concatenate(([0], np.cumsum(header.samples_per_record)))
-
-    signals: list[np.ndarray] = []
-    for index in chosen:
-        spr = header.samples_per_record[index]
-        gain, offset = header.scale(index)
-        out = np.empty((header.n_records, spr), dtype=np.float32)
-        # int16 * float32 scalar straight into float32: no int32/float64 temporaries.
-        np.multiply(records[:, starts[index]:starts[index] + spr], np.float32(gain), out=out)
-        if offset != 0.0:
-            out += np.float32(offset)
-        signals.append(out.reshape(-1))
     return EegRecording(
         path=str(path),
-        signals=signals,
+        signals=decode_signals(header, block.reshape(header.n_records, record_samples), chosen),
         sample_rates=[header.sample_rates[i] for i in chosen],
         duration_s=header.duration_s,
         labels=[header.labels[i] for i in chosen],
     )
+
+
+def decode_signals(header: EdfHeader, records: np.ndarray, chosen: list[int]) -> list[np.ndarray]:
+    """Signals `chosen` of an (n_records, record_samples) int16 block as float32 physical values.
+
+    The one decoding of EDF samples: int16 times a float32 gain, plus a float32 offset, straight
+    into float32 (no int32/float64 temporaries), so a sample has the same value however much of
+    the file was read around it.
+    """
+    starts = np.concatenate(([0], np.cumsum(header.samples_per_record)))
+    signals: list[np.ndarray] = []
+    for index in chosen:
+        spr = header.samples_per_record[index]
+        gain, offset = header.scale(index)
+        out = np.empty((records.shape[0], spr), dtype=np.float32)
+        np.multiply(records[:, starts[index]:starts[index] + spr], np.float32(gain), out=out)
+        if offset != 0.0:
+            out += np.float32(offset)
+        signals.append(out.reshape(-1))
+    return signals
+
+
+def read_records(handle, header: EdfHeader, chosen: list[int], first_record: int, n_records: int
+                 ) -> list[np.ndarray]:
+    """Signals `chosen` over data records [first_record, first_record + n_records) of an open EDF."""
+    record_samples = header.record_samples
+    handle.seek(header.header_bytes + 2 * first_record * record_samples)
+    block = np.fromfile(handle, dtype="<i2", count=n_records * record_samples)
+    if block.size != n_records * record_samples:
+        raise EdfError(header.path, f"truncated: data records {first_record}..{first_record + n_records} "
+                                    "are not all in the file")
+    return decode_signals(header, block.reshape(n_records, record_samples), chosen)
