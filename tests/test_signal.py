@@ -13,7 +13,7 @@ from szflow.signal.filters import design_filter, zero_phase_filter
 from szflow.signal.labels import frame_labels, interval_samples, seizure_mask
 from szflow.signal.montage import common_average_reference
 from szflow.signal.normalise import IQR_TO_SIGMA, channel_stats, normalise
-from szflow.signal.pipeline import preprocess_recording
+from szflow.signal.chain import preprocess_recording
 from szflow.signal.resample import rational_ratio, resample_channels
 
 FS = 256
