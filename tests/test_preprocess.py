@@ -16,7 +16,7 @@ import pyedflib
 import pytest
 
 from szflow.cache import SplitStore, run_cache
-from szflow.config import DataConfig, HardwareConfig, Params, PreprocessConfig, SharedParams
+from szflow.config import Params, load_params
 from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi
 from szflow.data.edf import ELECTRODES
 from szflow.signal.jobs import TooManyFailuresError
@@ -60,9 +60,9 @@ def add_recording(root: Path, split: str, patient: str, index: int, seconds: int
 
 
 def make_params(tmp_path: Path, corpus: Path, **preprocess) -> Params:
-    cfg = PreprocessConfig(**{"num_workers": 0, **preprocess})
-    return Params(shared=SharedParams(data=DataConfig(source="tusz", root=str(corpus)), preprocess=cfg),
-                  hardware=HardwareConfig(), root=str(tmp_path))
+    overrides = {"data.source": "tusz", "data.root": str(corpus), "preprocess.num_workers": 0,
+                 **{f"preprocess.{key}": value for key, value in preprocess.items()}}
+    return load_params(REPO, overrides=overrides).model_copy(update={"root": str(tmp_path)})
 
 
 @pytest.fixture
