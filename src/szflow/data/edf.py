@@ -127,6 +127,23 @@ def _integer(path: Path, raw: bytes, what: str) -> int:
     return int(value)
 
 
+def _check_signals(path: Path, labels: list[str], samples: list[int], physical_min: list[float],
+                   physical_max: list[float], digital_min: list[int], digital_max: list[int]) -> None:
+    """EdfError for a signal whose header fields cannot describe samples."""
+    for i, label in enumerate(labels):
+        if samples[i] < 1:
+            raise EdfError(path, f"bad header: signal {label!r} has {samples[i]} samples per record")
+        if digital_max[i] <= digital_min[i]:
+            raise EdfError(path, f"bad header: signal {label!r} digital max {digital_max[i]} is not above "
+                                 f"digital min {digital_min[i]}")
+        if max(abs(physical_min[i]), abs(physical_max[i])) > _FLOAT32_MAX:
+            raise EdfError(path, f"bad header: signal {label!r} physical range "
+                                 f"[{physical_min[i]:g}, {physical_max[i]:g}] overflows float32")
+        if physical_max[i] == physical_min[i]:
+            raise EdfError(path, f"bad header: signal {label!r} has equal physical min and max "
+                                 f"({physical_min[i]})")
+
+
 def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
     fixed = handle.read(FIXED_HEADER_BYTES)
     if len(fixed) < FIXED_HEADER_BYTES:
@@ -166,18 +183,7 @@ def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
     physical_max = column("physical_max", _number)
     digital_min = column("digital_min", _integer)
     digital_max = column("digital_max", _integer)
-    for i, label in enumerate(labels):
-        if samples[i] < 1:
-            raise EdfError(path, f"bad header: signal {label!r} has {samples[i]} samples per record")
-        if digital_max[i] <= digital_min[i]:
-            raise EdfError(path, f"bad header: signal {label!r} digital max {digital_max[i]} is not above "
-                                 f"digital min {digital_min[i]}")
-        if max(abs(physical_min[i]), abs(physical_max[i])) > _FLOAT32_MAX:
-            raise EdfError(path, f"bad header: signal {label!r} physical range "
-                                 f"[{physical_min[i]:g}, {physical_max[i]:g}] overflows float32")
-        if physical_max[i] == physical_min[i]:
-            raise EdfError(path, f"bad header: signal {label!r} has equal physical min and max "
-                                 f"({physical_min[i]})")
+    _check_signals(path, labels, samples, physical_min, physical_max, digital_min, digital_max)
 
     record_bytes = 2 * sum(samples)
     available = (file_size - header_bytes) // record_bytes
