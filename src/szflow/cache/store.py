@@ -4,6 +4,7 @@ from any source of preprocessed samples (`RecordingStore`), read by the same win
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -90,7 +91,7 @@ class ArraySource:
         self.signals = None
 
 
-class WindowStore:
+class WindowStore(ABC):
     """Recordings listed in `index` (one row each) and windows of their signal and labels.
 
     Rows are addressed by position in `index` (0..n-1) or by recording id. Subclasses say where
@@ -107,10 +108,10 @@ class WindowStore:
         self._lengths = index["length"].to_numpy(np.int64)
         self._rows = {rid: i for i, rid in enumerate(index["recording_id"])}
 
+    @abstractmethod
     def span(self, row: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """float16 signal (channels, stop - first) and uint8 labels of samples [first, stop) of a
         row, 0 <= first < stop <= its length."""
-        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.index)
