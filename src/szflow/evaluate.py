@@ -17,6 +17,7 @@ import numpy as np
 from szflow.config import Params
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_path, atomic_write_json
+from szflow.operating_points import read_operating_points
 from szflow.scoring.sweep import target_key
 
 log = logging.getLogger("szflow.evaluate")
@@ -166,16 +167,9 @@ def run_dev_stage(params: Params, workdir: Path = Path(".")) -> dict:
     return report
 
 
-def load_operating_points(workdir: Path = Path(".")) -> dict:
-    path = Path(workdir) / OPERATING_POINTS_PATH
-    if not path.exists():
-        raise SzflowError(f"{path} not found: run the dev stage first (`dvc repro dev`)")
-    return json.loads(path.read_text())
-
-
 def run_eval_stage(params: Params, workdir: Path = Path(".")) -> dict:
     workdir = Path(workdir)
-    frozen = load_operating_points(workdir)
+    frozen = read_operating_points(workdir / OPERATING_POINTS_PATH)
     tracks, base_tracks, checkpoint = _split_tracks(params, workdir, "eval")
     if int(frozen.get("checkpoint_step", -1)) != int(checkpoint.step):
         raise SzflowError(
