@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPLITS = ("train", "dev", "eval")
+from szflow.config import SPLITS
 
 SYNTH_DIR = Path("data/synth")
 PREPROCESS_DIR = Path("data/preprocess")

@@ -171,7 +171,8 @@ PREPROCESS = r"""
 import json, os, signal, sys
 import numpy as np
 from szflow.config import load_params
-from szflow.signal.pipeline import run_preprocess
+from szflow.layout import PREPROCESS_DIR
+from szflow.stages.preprocess import preprocess_corpus
 args = json.loads(sys.argv[1])
 real = np.lib.format.write_array
 calls = {"n": 0}
@@ -187,13 +188,13 @@ def dying(handle, array, *a, **k):
     return real(handle, array, *a, **k)
 
 np.lib.format.write_array = dying
-run_preprocess(load_params(args["root"]), progress=False)
+preprocess_corpus(load_params(args["root"]), PREPROCESS_DIR, progress=False)
 """
 
 
 def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path) -> None:
     from szflow.config import SynthConfig, load_params
-    from szflow.signal.pipeline import run_preprocess
+    from szflow.stages.preprocess import preprocess_corpus
     from szflow.synth import generate_corpus
     from tests.test_detect import write_params
 
@@ -218,11 +219,11 @@ def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: P
     assert len(temporaries(out)) == 1
 
     params = load_params(root)
-    report = run_preprocess(params, progress=False)
+    report = preprocess_corpus(params, out, progress=False)
     assert list(report["status"]) == ["ok"] * 4
     assert int(report["resumed"].sum()) == 2
     assert temporaries(out) == []  # the killed writer's leftover is removed by the rerun
-    clean = run_preprocess(params, out_dir=tmp_path / "clean", progress=False)
+    clean = preprocess_corpus(params, tmp_path / "clean", progress=False)
     assert int(clean["resumed"].sum()) == 0
     for npy in sorted((tmp_path / "clean" / "eval").glob("*.npy")):
         assert (out / "eval" / npy.name).read_bytes() == npy.read_bytes(), npy.name

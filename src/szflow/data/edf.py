@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from szflow.config import ELECTRODES
 from szflow.errors import EdfError
 
-ELECTRODES: tuple[str, ...] = (
-    "FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
-    "F7", "F8", "T3", "T4", "T5", "T6", "FZ", "CZ", "PZ",
-)
 # Modified-combinatorial (10-10) names of the same four temporal/parietal sites.
 ALIASES: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
 _ELECTRODE_SET = frozenset(ELECTRODES)
