@@ -13,14 +13,13 @@ from szflow.config import ModelConfig
 from szflow.errors import SzflowError
 from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
 from szflow.model import Detector
-from szflow.train.toy import write_toy_store
 
 WINDOW_S, OVERLAP_S = 4.0, 1.0
 DURATIONS = {"short": 2.7, "exact": 4.0, "long": 11.3}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, write_toy_store):
     root = tmp_path_factory.mktemp("cache")
     recordings = [
         {"recording_id": name, "patient": f"p{i}", "duration_s": d,

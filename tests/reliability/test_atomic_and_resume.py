@@ -280,12 +280,14 @@ def train(workdir: Path, **options) -> subprocess.Popen:
     return run_script(TRAIN, {"workdir": str(workdir), "shared": TRAIN_SHARED, **options})
 
 
-def _train_workdir(path: Path) -> Path:
-    from szflow.train.toy import toy_recordings, write_toy_store
+@pytest.fixture(scope="session")
+def train_workdir(write_toy_store, toy_recordings):
+    def make(path: Path) -> Path:
+        write_toy_store(path / "data" / "cache", "train",
+                        toy_recordings(n_patients=4, recordings_per_patient=1, duration_s=12.0, seizure_s=4.0))
+        return path
 
-    write_toy_store(path / "data" / "cache", "train",
-                    toy_recordings(n_patients=4, recordings_per_patient=1, duration_s=12.0, seizure_s=4.0))
-    return path
+    return make
 
 
 def _result(process: subprocess.Popen) -> dict:
@@ -303,17 +305,18 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory) -> Path:
+def straight_run(tmp_path_factory, train_workdir) -> Path:
     pytest.importorskip("szflow.train.loop", reason="the training loop (szflow.train.loop) is not importable yet")
-    workdir = _train_workdir(tmp_path_factory.mktemp("straight"))
+    workdir = train_workdir(tmp_path_factory.mktemp("straight"))
     assert _result(train(workdir)) == {"steps": 6, "resumed_from_step": None}
     return workdir
 
 
-def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
+def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run: Path, tmp_path: Path,
+                                                                    train_workdir) -> None:
     from szflow.model.checkpoint import load_checkpoint
 
-    workdir = _train_workdir(tmp_path)
+    workdir = train_workdir(tmp_path)
     # last.pt is written at steps 2, 4, 6: die half-way through writing step 4's.
     process = train(workdir, fail_last_save=[2, "kill"])
     process.wait(timeout=600)
@@ -345,10 +348,11 @@ def test_remove_stale_temporaries_takes_only_what_atomic_path_leaves(tmp_path: P
     assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
-def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
+def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path,
+                                                                 train_workdir) -> None:
     from szflow.model.checkpoint import load_checkpoint
 
-    workdir = _train_workdir(tmp_path)
+    workdir = train_workdir(tmp_path)
     process = train(workdir, step_sleep=0.2)
     for line in process.stdout:
         if line.strip() == "step 3":
@@ -364,10 +368,11 @@ def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Pa
     assert _same_weights(straight_run / "models" / "best.pt", workdir / "models" / "best.pt")
 
 
-def test_training_with_a_full_disk_at_a_checkpoint_keeps_the_last_one(straight_run: Path, tmp_path: Path) -> None:
+def test_training_with_a_full_disk_at_a_checkpoint_keeps_the_last_one(straight_run: Path, tmp_path: Path,
+                                                                       train_workdir) -> None:
     from szflow.model.checkpoint import load_checkpoint
 
-    workdir = _train_workdir(tmp_path)
+    workdir = train_workdir(tmp_path)
     process = train(workdir, fail_last_save=[2, "enospc"])
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 1
