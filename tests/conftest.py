@@ -1,15 +1,17 @@
 """Shared test settings (offline, deterministic, quiet) and fixtures that build test data through
-the library: a toy training store made by the real cache builder."""
+the library: a toy training store made by the real cache builder, a tiny project's params files."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from szflow.cache import build_split
 from szflow.cache.layout import N_CHANNELS
@@ -25,6 +27,9 @@ os.environ.pop("MODAL_TOKEN_SECRET", None)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The preprocess manifest records a params hash; toy signals were made by no preprocess params.
 TOY_PARAMS_HASH = "toy"
+# The model of the tiny projects that tests run stages or `szflow detect` in.
+TINY_PROJECT_MODEL = {"encoder_channels": [4, 8], "n_layers": 1, "d_model": 16, "d_state": 4, "chunk_size": 16,
+                      "expand": 2, "dropout": 0.0}
 
 
 # ----------------------------------------------------------------------------- toy training store
@@ -96,3 +101,24 @@ def write_toy_store(tmp_path_factory) -> Callable[..., Path]:
                                seizure_amplitude)
 
     return write
+
+
+# ----------------------------------------------------------------------------- tiny project
+def write_project_params(root: Path, extra: dict | None = None) -> None:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"] = {"source": "synthetic", "root": "corpus"}
+    params["preprocess"].update({"num_workers": 0, "max_failed_fraction": 1.0})
+    params["model"].update(TINY_PROJECT_MODEL)
+    for section, values in (extra or {}).items():
+        params[section].update(values)
+    (root / "params").mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO_ROOT / "params" / "local.yaml", root / "params" / "local.yaml")
+
+
+@pytest.fixture(scope="session")
+def write_params() -> Callable[..., None]:
+    """`write_params(root, extra=None)`: this project's params.yaml and local profile in `root`, with
+    a synthetic corpus in `root/corpus`, one in-process preprocess worker, a tiny model, and
+    `extra` ({section: {key: value}}) applied on top."""
+    return write_project_params

@@ -189,11 +189,10 @@ run_preprocess(load_params(args["root"]), progress=False)
 """
 
 
-def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path) -> None:
+def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path, write_params) -> None:
     from szflow.config import SynthConfig, load_params
     from szflow.signal.pipeline import run_preprocess
     from szflow.synth import generate_corpus
-    from tests.test_detect import write_params
 
     root = tmp_path / "proj"
     write_params(root)
