@@ -1,11 +1,124 @@
-"""Shared test settings: offline, deterministic, quiet."""
+"""Shared test settings (offline, deterministic, quiet) and fixtures that build test data through
+the library: a toy training store made by the real cache builder, a tiny project's params files."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from szflow.cache import build_split
+from szflow.cache.layout import N_CHANNELS
+from szflow.config import load_params
+from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.pop("MODAL_TOKEN_ID", None)
 os.environ.pop("MODAL_TOKEN_SECRET", None)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The preprocess manifest records a params hash; toy signals were made by no preprocess params.
+TOY_PARAMS_HASH = "toy"
+# The model of the tiny projects that tests run stages or `szflow detect` in.
+TINY_PROJECT_MODEL = {"encoder_channels": [4, 8], "n_layers": 1, "d_model": 16, "d_state": 4, "chunk_size": 16,
+                      "expand": 2, "dropout": 0.0}
+
+
+# ----------------------------------------------------------------------------- toy training store
+def make_toy_recordings(n_patients: int = 6, recordings_per_patient: int = 2, duration_s: float = 40.0,
+                        seizure_s: float = 10.0, seed: int = 0) -> list[dict]:
+    """Recording specs: every other patient has a seizure in each of their recordings."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for p in range(n_patients):
+        for r in range(recordings_per_patient):
+            intervals: list[list[float]] = []
+            if p % 2 == 0:
+                start = float(np.round(rng.uniform(2.0, duration_s - seizure_s - 2.0), 2))
+                intervals = [[start, start + seizure_s]]
+            specs.append({"recording_id": f"p{p:03d}_s001_t{r:03d}", "patient": f"p{p:03d}",
+                          "duration_s": float(duration_s), "seizure_intervals": intervals})
+    return specs
+
+
+def toy_signal(n_samples: int, intervals: Sequence[Sequence[float]], rate_hz: float, rng: np.random.Generator,
+               seizure_amplitude: float) -> np.ndarray:
+    """White noise; a seizure adds a 5 Hz rhythm of a few times the background on every channel,
+    so a tiny detector separates the classes within a few dozen steps."""
+    x = rng.standard_normal((N_CHANNELS, n_samples)).astype(np.float32)
+    t = np.arange(n_samples) / rate_hz
+    for start, stop in intervals:
+        inside = (t >= start) & (t < stop)
+        x[:, inside] += seizure_amplitude * np.sin(2 * np.pi * 5.0 * t[inside])[None, :]
+    return x
+
+
+def build_toy_store(preprocess_dir: Path, cache_dir: str | Path, split: str, recordings: list[dict], seed: int,
+                    seizure_amplitude: float) -> Path:
+    """Write the recordings as the preprocess stage does, then build `<cache_dir>/<split>` from them."""
+    cfg = load_params(REPO_ROOT).preprocess
+    rate = float(cfg.sample_rate_hz)
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for rec in recordings:
+        n_samples = round(rec["duration_s"] * rate)
+        intervals = [[float(a), float(b)] for a, b in rec["seizure_intervals"]]
+        meta = {"recording_id": rec["recording_id"], "split": split, "patient": rec["patient"], "session": "s001",
+                "montage": "01_tcp_ar", "duration_s": n_samples / rate, "n_samples": n_samples,
+                "sample_rate_hz": rate, "seizure_intervals": intervals, "seizure_types": ["fnsz"] * len(intervals),
+                "params_hash": TOY_PARAMS_HASH}
+        write_recording(preprocess_dir, meta, toy_signal(n_samples, intervals, rate, rng, seizure_amplitude))
+        rows.append({**meta, "status": "ok", "reason": "", "n_seizures": len(intervals),
+                     "seizure_s": float(sum(b - a for a, b in intervals))})
+    write_run_summary(preprocess_dir, pd.DataFrame(rows, columns=REPORT_COLUMNS), cfg, TOY_PARAMS_HASH)
+    return build_split(preprocess_dir, cache_dir, split, progress=False)
+
+
+@pytest.fixture(scope="session")
+def toy_recordings() -> Callable[..., list[dict]]:
+    """`toy_recordings(n_patients=6, recordings_per_patient=2, duration_s=40, seizure_s=10, seed=0)`."""
+    return make_toy_recordings
+
+
+@pytest.fixture(scope="session")
+def write_toy_store(tmp_path_factory) -> Callable[..., Path]:
+    """`write_toy_store(cache_dir, split="train", recordings=None, seed=0, seizure_amplitude=3.0)`:
+    a small learnable cache split (default `toy_recordings()`), built by `szflow.cache.build_split`
+    from preprocessed recordings; returns `<cache_dir>/<split>`."""
+
+    def write(cache_dir: str | Path, split: str = "train", recordings: list[dict] | None = None, seed: int = 0,
+              seizure_amplitude: float = 3.0) -> Path:
+        recordings = make_toy_recordings(seed=seed) if recordings is None else recordings
+        return build_toy_store(tmp_path_factory.mktemp("toy_preprocess"), cache_dir, split, recordings, seed,
+                               seizure_amplitude)
+
+    return write
+
+
+# ----------------------------------------------------------------------------- tiny project
+def write_project_params(root: Path, extra: dict | None = None) -> None:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"] = {"source": "synthetic", "root": "corpus"}
+    params["preprocess"].update({"num_workers": 0, "max_failed_fraction": 1.0})
+    params["model"].update(TINY_PROJECT_MODEL)
+    for section, values in (extra or {}).items():
+        params[section].update(values)
+    (root / "params").mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO_ROOT / "params" / "local.yaml", root / "params" / "local.yaml")
+
+
+@pytest.fixture(scope="session")
+def write_params() -> Callable[..., None]:
+    """`write_params(root, extra=None)`: this project's params.yaml and local profile in `root`, with
+    a synthetic corpus in `root/corpus`, one in-process preprocess worker, a tiny model, and
+    `extra` ({section: {key: value}}) applied on top."""
+    return write_project_params

@@ -23,13 +23,12 @@ from szflow.cache import SplitStore
 from szflow.config import load_params
 from szflow.errors import SzflowError
 from szflow.scoring import auroc
-from szflow.train.toy import toy_recordings, write_toy_store
 
 RATE_HZ = load_params(Path(__file__).resolve().parents[1]).preprocess.sample_rate_hz
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, write_toy_store, toy_recordings):
     root = tmp_path_factory.mktemp("cache")
     # Weaker seizures than the training toy, so the fit has something to do.
     write_toy_store(root, "train", toy_recordings(n_patients=6, duration_s=60.0, seizure_s=15.0),

@@ -20,8 +20,8 @@ from szflow.cache.dataset import (
 from szflow.cache.sampler import BACKGROUND, HARD_BACKGROUND, PARTIAL, SEIZURE, class_runs, window_class
 from szflow.config import HardwareConfig, load_params
 from szflow.errors import SzflowError
-from szflow.signal.labels import seizure_mask
 from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
+from szflow.signal.labels import seizure_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 PREPROCESS = load_params(ROOT).preprocess

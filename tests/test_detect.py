@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pyedflib
 import pytest
 import torch
-import yaml
 from typer.testing import CliRunner
 
 from szflow import edf_store
@@ -38,12 +35,11 @@ from szflow.signal.normalise import channel_stats, statistics_columns, statistic
 from szflow.signal.streaming import ChunkedSignal, ChunkedSource
 from szflow.stages.preprocess import run as run_preprocess_stage
 from szflow.synth import generate_corpus
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
-ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-TINY_MODEL = {"encoder_channels": [4, 8], "n_layers": 1, "d_model": 16, "d_state": 4, "chunk_size": 16,
-              "expand": 2, "dropout": 0.0}
+ROOT = Path(__file__).resolve().parents[1]
 TUSZ_LABELS = [f"EEG {name}-REF" for name in ELECTRODES]
 PLAIN_LABELS = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T7", "T8", "P7",
                 "P8", "Fz", "Cz", "Pz"]
@@ -60,29 +56,18 @@ def eeg_like(n: int, rng: np.random.Generator, amplitude: float = 40.0) -> np.nd
 
 def write_edf(path: Path, labels: list[str], rate: float | list[float] = 250.0, duration_s: int = 90,
               seed: int = 0, signal=None, limit: float = 1000.0) -> Path:
-    """An EDF of `labels` (one rate for all, or one per label) with 1 s records, via pyedflib.
+    """An EDF of `labels` (one rate for all, or one per label) with 1 s records.
 
     `signal(index, n, rng)` gives a channel's physical values (default: `eeg_like`).
     """
     rates = [float(rate)] * len(labels) if np.isscalar(rate) else [float(r) for r in rate]
     rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=pyedflib.FILETYPE_EDF)
-    try:
-        writer.setSignalHeaders([
-            {"label": label, "dimension": "uV", "sample_frequency": r, "physical_max": limit,
-             "physical_min": -limit, "digital_max": 32767, "digital_min": -32768, "transducer": "",
-             "prefilter": ""}
-            for label, r in zip(labels, rates, strict=True)])
-        data = []
-        for i, r in enumerate(rates):
-            n = int(r * duration_s)
-            values = signal(i, n, rng) if signal is not None else eeg_like(n, rng)
-            data.append(np.clip(values, -limit, limit).astype(np.float64))
-        writer.writeSamples(data)
-    finally:
-        writer.close()
-    return path
+    data = []
+    for i, r in enumerate(rates):
+        n = int(r * duration_s)
+        data.append(signal(i, n, rng) if signal is not None else eeg_like(n, rng))
+    return write_edf_signals(path, [EdfSignal(label, r, -limit, limit) for label, r in zip(labels, rates, strict=True)],
+                             data)
 
 
 def patch_header(path: Path, signal_index: int, field: str, value: str) -> None:
@@ -104,18 +89,6 @@ def patch_header(path: Path, signal_index: int, field: str, value: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the tiny project
-def write_params(root: Path, extra: dict | None = None) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = {"source": "synthetic", "root": "corpus"}
-    params["preprocess"].update({"num_workers": 0, "max_failed_fraction": 1.0})
-    params["model"].update(TINY_MODEL)
-    for section, values in (extra or {}).items():
-        params[section].update(values)
-    (root / "params").mkdir(parents=True, exist_ok=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(ROOT / "params" / "local.yaml", root / "params" / "local.yaml")
-
-
 def _threshold_in_a_gap(values: np.ndarray, quantile: float, gap: float = 1e-4) -> float:
     """A threshold near `quantile` of `values` at the middle of a gap of at least `gap` between two
     consecutive values: no frame sits within float32 round-off of it, so the comparison of event
@@ -144,7 +117,7 @@ def choose_operating_points(tracks) -> dict:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, write_params) -> Path:
     root = tmp_path_factory.mktemp("detect") / "proj"
     root.mkdir()
     write_params(root)

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pyedflib
-import pyedflib.highlevel as edf_highlevel
 import pytest
 from typer.testing import CliRunner
 
@@ -17,19 +15,17 @@ from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi, 
 from szflow.data.discover import COLUMNS, discover_corpus
 from szflow.data.summary import format_summary, scan_edf_header, summarise_corpus
 from szflow.errors import EdfError, InputFileError
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
 LABELS = {"01_tcp_ar": "REF", "02_tcp_le": "LE", "03_tcp_ar_a": "REF"}
 
 
 def write_edf(path: Path, seconds: int, rate: int = 250, suffix: str = "REF") -> int:
     """A tiny TUSZ-like EDF: 3 EEG channels plus a 1 Hz channel. Returns its header length in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     labels = [f"EEG FP1-{suffix}", f"EEG FP2-{suffix}", f"EEG C3-{suffix}"]
-    headers = edf_highlevel.make_signal_headers(labels, sample_frequency=rate)
-    headers += edf_highlevel.make_signal_headers(["IBI"], sample_frequency=1)
+    signals = [EdfSignal(label, rate, -200.0, 200.0) for label in labels] + [EdfSignal("IBI", 1, -200.0, 200.0)]
     rng = np.random.default_rng(0)
-    signals = [rng.normal(0, 20, seconds * rate) for _ in labels] + [np.zeros(seconds)]
-    edf_highlevel.write_edf(str(path), signals, headers, file_type=pyedflib.FILETYPE_EDF)
+    write_edf_signals(path, signals, [rng.normal(0, 20, seconds * rate) for _ in labels] + [np.zeros(seconds)])
     return int(path.read_bytes()[184:192])
 
 

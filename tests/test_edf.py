@@ -11,27 +11,18 @@ import pytest
 
 from szflow.data.edf import ELECTRODES, EdfError, electrode_name, read_edf_header, read_eeg
 from szflow.errors import InputFileError
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
 TUSZ_EXTRAS = ("EEG EKG1-REF", "PHOTIC-REF", "IBI", "BURSTS", "SUPPR")
 
 
 def write_edf(path: Path, labels: list[str], rates: list[float], seconds: int = 4, seed: int = 0,
               physical: tuple[float, float] = (-500.0, 800.0)) -> list[np.ndarray]:
-    """A small EDF via pyedflib; returns the physical signals written."""
+    """A small EDF; returns the physical signals written."""
     rng = np.random.default_rng(seed)
     signals = [np.clip(rng.normal(0.0, 60.0, int(rate * seconds)), physical[0], physical[1]) for rate in rates]
-    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=pyedflib.FILETYPE_EDF)
-    try:
-        writer.setSignalHeaders([
-            {"label": label, "dimension": "uV", "sample_frequency": rate, "physical_min": physical[0],
-             "physical_max": physical[1], "digital_min": -32768, "digital_max": 32767,
-             "transducer": "", "prefilter": ""}
-            for label, rate in zip(labels, rates)
-        ])
-        writer.setStartdatetime(dt.datetime(2010, 3, 4, 5, 6, 7))
-        writer.writeSamples(signals)
-    finally:
-        writer.close()
+    write_edf_signals(path, [EdfSignal(label, rate, *physical) for label, rate in zip(labels, rates, strict=True)],
+                      signals, start=dt.datetime(2010, 3, 4, 5, 6, 7))
     return signals
 
 

@@ -14,7 +14,6 @@ from szflow.config import load_params
 from szflow.errors import SzflowError
 from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
 from szflow.model import Detector
-from szflow.train.toy import write_toy_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +22,7 @@ DURATIONS = {"short": 2.7, "exact": 4.0, "long": 11.3}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, write_toy_store):
     root = tmp_path_factory.mktemp("cache")
     recordings = [
         {"recording_id": name, "patient": f"p{i}", "duration_s": d,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyedflib
 import pytest
 
 from szflow.cache import SplitStore, run_cache
@@ -21,6 +20,7 @@ from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi
 from szflow.data.edf import ELECTRODES
 from szflow.signal.jobs import TooManyFailuresError
 from szflow.stages.preprocess import preprocess_corpus
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,17 +32,7 @@ def write_edf(path: Path, seconds: int, rate: int = 250, seed: int = 0, electrod
     eeg = rng.normal(0, 20, (len(electrodes), t.size)) + 30 * np.sin(2 * np.pi * 10 * t)
     labels = [f"EEG {name}-REF" for name in electrodes] + ["EKG1-REF"]
     data = [*eeg, 200 * np.sin(2 * np.pi * 1.2 * t)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=pyedflib.FILETYPE_EDF)
-    try:
-        writer.setSignalHeaders([{
-            "label": label, "dimension": "uV", "sample_frequency": rate, "physical_min": -1000.0,
-            "physical_max": 1000.0, "digital_min": -32768, "digital_max": 32767, "transducer": "",
-            "prefilter": "",
-        } for label in labels])
-        writer.writeSamples([np.clip(d, -1000, 1000) for d in data])
-    finally:
-        writer.close()
+    write_edf_signals(path, [EdfSignal(label, rate, -1000.0, 1000.0) for label in labels], data)
     return eeg
 
 

@@ -30,7 +30,6 @@ from szflow.train.schedule import WarmupCosine, warmup_cosine_factor
 from szflow.train.selection import selection_target, validation_metrics
 from szflow.train.split import split_by_patient
 from szflow.train.state import capture_rng_state, restore_rng_state, seed_everything
-from szflow.train.toy import toy_recordings, write_toy_store
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -53,7 +52,7 @@ def tiny_params(**overrides) -> Params:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def workdir(tmp_path: Path, write_toy_store, toy_recordings) -> Path:
     write_toy_store(tmp_path / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
     return tmp_path
 
@@ -91,7 +90,7 @@ def test_the_stage_learns_and_writes_every_output(workdir):
 
 
 @pytest.mark.parametrize("hard_background_weight", [0.0, 0.5])
-def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog):
+def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, write_toy_store, toy_recordings):
     params = tiny_params(**{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
                             "sampler.hard_background_weight": hard_background_weight,
                             "sampler.hard_background_top_fraction": 0.1})
@@ -311,7 +310,7 @@ def test_dvclive_curves_resume_without_duplicate_steps(tmp_path):
 
 
 # ----------------------------------------------------------------------------- parts
-def test_validation_split_is_by_patient_and_deterministic():
+def test_validation_split_is_by_patient_and_deterministic(toy_recordings):
     index = pd.DataFrame(toy_recordings(n_patients=10, recordings_per_patient=3))
     split = split_by_patient(index, val_fraction=0.2, val_seed=0)
     patient_of = dict(zip(index["recording_id"], index["patient"], strict=True))
@@ -373,7 +372,7 @@ def _ddp_rank(rank: int, world_size: int, params: Params, workdir: str) -> None:
     _run(params, Path(workdir))
 
 
-def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch):
+def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch, write_toy_store, toy_recordings):
     """torchrun's contract (szflow.train.distributed): N ranks with B/N windows each give the weights of
     one process with B windows (dropout off: each rank would draw its own masks)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -394,7 +393,7 @@ def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch
     assert summary["world_size"] == 2 and summary["windows_seen"] == 3 * 4
 
 
-def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path):
+def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path, write_toy_store, toy_recordings):
     write_toy_store(tmp_path, "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
     store = SplitStore.open(tmp_path, "train")
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from szflow.config import SPLITS
-
 SYNTH_DIR = Path("data/synth")
 PREPROCESS_DIR = Path("data/preprocess")
 PREPROCESS_REPORT = PREPROCESS_DIR / "report.csv"

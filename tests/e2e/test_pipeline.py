@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.project import run
-
 pytestmark = pytest.mark.slow
 
 
@@ -62,7 +60,7 @@ def test_metrics_are_sane(project: Path):
             assert frozen["detector"][key][name] == value  # eval used dev's operating points unchanged
 
 
-def test_second_repro_reruns_nothing(project: Path):
+def test_second_repro_reruns_nothing(project: Path, run):
     # What Python and numba leave beside the sources (a test run, another interpreter) is no change.
     for folder in ("src/szflow/signal", "src/szflow/train", "src/szflow"):
         cache = project / folder / "__pycache__"
@@ -76,7 +74,7 @@ def test_second_repro_reruns_nothing(project: Path):
     assert "metrics/eval.json" in shown
 
 
-def test_plots_show_writes_a_page_that_needs_no_network(project: Path, tmp_path: Path):
+def test_plots_show_writes_a_page_that_needs_no_network(project: Path, tmp_path: Path, run):
     out = tmp_path / "dvc_plots"
     run(["dvc", "plots", "show", "--html-template", "plots/dvc_plots_template.html", "-o", str(out)], project)
     page = (out / "index.html").read_text(encoding="utf-8")
@@ -85,7 +83,7 @@ def test_plots_show_writes_a_page_that_needs_no_network(project: Path, tmp_path:
     assert "froc.png" in page
 
 
-def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path):
+def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path, run):
     with hardware_profile(project, "a100"):
         status = run(["dvc", "status", "--json"], project).stdout
     changed = {name.split(":")[-1] for name in json.loads(status or "{}")}
@@ -93,7 +91,7 @@ def test_changing_hw_leaves_preprocess_and_cache_untouched(project: Path):
     assert not {"synth", "preprocess", "cache"} & changed
 
 
-def test_a100_without_modal_token_fails_fast_and_leaves_nothing_half_written(project: Path):
+def test_a100_without_modal_token_fails_fast_and_leaves_nothing_half_written(project: Path, run):
     with hardware_profile(project, "a100"):
         started = time.monotonic()
         result = run(["dvc", "repro"], project, check=False, timeout=300)

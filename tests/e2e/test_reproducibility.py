@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.e2e.project import make_project, run
-
 pytestmark = pytest.mark.slow
 
 
-def _experiment(dest: Path) -> Path:
+def _experiment(dest: Path, make_project, run) -> Path:
     project = make_project(dest)
     output = run(["dvc", "exp", "run"], project, timeout=1500).stdout
     # Every stage really ran in this clone (nothing came from another clone's cache).
@@ -33,9 +31,9 @@ def _state_digest(checkpoint: Path) -> str:
     return digest.hexdigest()
 
 
-def test_two_experiments_with_the_same_params_give_identical_results(tmp_path: Path):
-    first = _experiment(tmp_path / "first")
-    second = _experiment(tmp_path / "second")
+def test_two_experiments_with_the_same_params_give_identical_results(tmp_path: Path, make_project, run):
+    first = _experiment(tmp_path / "first", make_project, run)
+    second = _experiment(tmp_path / "second", make_project, run)
     for name in ("metrics/eval.json", "metrics/dev.json", "models/operating_points.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert _state_digest(first / "models" / "best.pt") == _state_digest(second / "models" / "best.pt")

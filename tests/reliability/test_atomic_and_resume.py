@@ -24,6 +24,8 @@ import torch
 
 from szflow.config import load_params
 from szflow.model import Detector, load_checkpoint, save_checkpoint
+from szflow.stages.preprocess import preprocess_corpus
+from szflow.synth import generate_corpus
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[2]
@@ -192,17 +194,13 @@ preprocess_corpus(load_params(args["root"]), PREPROCESS_DIR, progress=False)
 """
 
 
-def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path) -> None:
-    from szflow.config import SynthConfig, load_params
-    from szflow.stages.preprocess import preprocess_corpus
-    from szflow.synth import generate_corpus
-    from tests.test_detect import write_params
-
+def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path, write_params) -> None:
     root = tmp_path / "proj"
     write_params(root)
-    generate_corpus(root / "corpus", SynthConfig(seed=2, patients={"train": 0, "dev": 0, "eval": 2},
-                                                 recordings_per_patient=2, min_duration_s=30, max_duration_s=60,
-                                                 broken_files=0), progress=False)
+    synth = load_params(root, overrides={
+        "synth.seed": 2, "synth.patients": {"train": 0, "dev": 0, "eval": 2}, "synth.recordings_per_patient": 2,
+        "synth.min_duration_s": 30, "synth.max_duration_s": 60, "synth.broken_files": 0}).synth
+    generate_corpus(root / "corpus", synth, progress=False)
     process = run_script(PREPROCESS, {"root": str(root), "kill_on_write": 3}, cwd=root)
     process.wait(timeout=300)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()
@@ -290,12 +288,14 @@ def train(workdir: Path, **options) -> subprocess.Popen:
     return run_script(TRAIN, {"workdir": str(workdir), "repo": str(REPO), "overrides": TRAIN_OVERRIDES, **options})
 
 
-def _train_workdir(path: Path) -> Path:
-    from szflow.train.toy import toy_recordings, write_toy_store
+@pytest.fixture(scope="session")
+def train_workdir(write_toy_store, toy_recordings):
+    def make(path: Path) -> Path:
+        write_toy_store(path / "data" / "cache", "train",
+                        toy_recordings(n_patients=4, recordings_per_patient=1, duration_s=12.0, seizure_s=4.0))
+        return path
 
-    write_toy_store(path / "data" / "cache", "train",
-                    toy_recordings(n_patients=4, recordings_per_patient=1, duration_s=12.0, seizure_s=4.0))
-    return path
+    return make
 
 
 def _result(process: subprocess.Popen) -> dict:
@@ -311,14 +311,15 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory) -> Path:
-    workdir = _train_workdir(tmp_path_factory.mktemp("straight"))
+def straight_run(tmp_path_factory, train_workdir) -> Path:
+    workdir = train_workdir(tmp_path_factory.mktemp("straight"))
     assert _result(train(workdir)) == {"steps": 6, "resumed_from_step": None}
     return workdir
 
 
-def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
-    workdir = _train_workdir(tmp_path)
+def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run: Path, tmp_path: Path,
+                                                                    train_workdir) -> None:
+    workdir = train_workdir(tmp_path)
     # last.pt is written at steps 2, 4, 6: die half-way through writing step 4's.
     process = train(workdir, fail_last_save=[2, "kill"])
     process.wait(timeout=600)
@@ -350,8 +351,9 @@ def test_remove_stale_temporaries_takes_only_what_atomic_path_leaves(tmp_path: P
     assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
-def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
-    workdir = _train_workdir(tmp_path)
+def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path,
+                                                                 train_workdir) -> None:
+    workdir = train_workdir(tmp_path)
     process = train(workdir, step_sleep=0.2)
     for line in process.stdout:
         if line.strip() == "step 3":
@@ -367,8 +369,9 @@ def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Pa
     assert _same_weights(straight_run / "models" / "best.pt", workdir / "models" / "best.pt")
 
 
-def test_training_with_a_full_disk_at_a_checkpoint_keeps_the_last_one(straight_run: Path, tmp_path: Path) -> None:
-    workdir = _train_workdir(tmp_path)
+def test_training_with_a_full_disk_at_a_checkpoint_keeps_the_last_one(straight_run: Path, tmp_path: Path,
+                                                                       train_workdir) -> None:
+    workdir = train_workdir(tmp_path)
     process = train(workdir, fail_last_save=[2, "enospc"])
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 1

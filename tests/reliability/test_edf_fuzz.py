@@ -22,15 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from szflow.config import load_params
-from szflow.data.edf import read_edf_header, read_eeg
+from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg
 from szflow.detect import InferenceSettings, detect_paths
 from szflow.errors import EdfError
 from szflow.model import Detector
-from tests.test_detect import TUSZ_LABELS, write_edf, write_params
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
 TIME_LIMIT_S = 10.0
+TUSZ_LABELS = [f"EEG {name}-REF" for name in ELECTRODES]
 N_SIGNALS = len(TUSZ_LABELS) + 1  # + EKG
 # (offset, width) of the fixed-header fields; per-signal fields are located by `field_span`.
 FIXED_FIELDS = {"version": (0, 8), "start_date": (168, 8), "start_time": (176, 8), "header_bytes": (184, 8),
@@ -68,7 +69,10 @@ def time_limit(seconds: float) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def base_edf(tmp_path_factory) -> bytes:
     """A valid 12 s EDF: 19 TUSZ electrodes and an EKG at 128 Hz, 1 s records."""
-    path = write_edf(tmp_path_factory.mktemp("edf") / "base.edf", [*TUSZ_LABELS, "EKG"], rate=128.0, duration_s=12)
+    rng = np.random.default_rng(0)
+    path = write_edf_signals(tmp_path_factory.mktemp("edf") / "base.edf",
+                             [EdfSignal(label, 128.0, -1000.0, 1000.0) for label in [*TUSZ_LABELS, "EKG"]],
+                             [rng.normal(0.0, 40.0, 128 * 12) for _ in range(N_SIGNALS)])
     data = path.read_bytes()
     read_eeg(path)  # the unmutated file is fine
     return data
@@ -178,7 +182,7 @@ def random_mutant(base: bytes, rng: random.Random) -> bytes:
     return apply(base, mutations, cut, b"")
 
 
-def test_detect_reports_broken_files_and_finishes_the_others(base_edf: bytes, tmp_path: Path) -> None:
+def test_detect_reports_broken_files_and_finishes_the_others(base_edf: bytes, tmp_path: Path, write_params) -> None:
     write_params(tmp_path / "proj", {"sampler": {"window_s": 8.0, "inference_overlap_s": 2.0}})
     params = load_params(tmp_path / "proj")
     torch.manual_seed(0)

@@ -1,8 +1,13 @@
-"""Writing a simulated recording as a TUSZ-style EDF (pyedflib) with its `.csv_bi` and `.csv`."""
+"""Writing EDF files (pyedflib): any signals given as values, and a simulated recording as a
+TUSZ-style EDF with its `.csv_bi` and `.csv`. The one EDF writer of the project: tests and
+benchmarks write their EDF files with it too."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,26 @@ from szflow.synth.plan import RecordingSpec
 
 DIGITAL_MIN, DIGITAL_MAX = -32768, 32767
 RECORD_S = 1  # TUSZ files use 1 s data records; every synthetic rate is a whole number of Hz
+# A fixed start unless one is given, so that the same signals always give the same bytes.
+DEFAULT_START = dt.datetime(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class EdfSignal:
+    """The header of one EDF signal; its samples span the full 16-bit digital range."""
+
+    label: str
+    rate: float  # samples per second: a whole number per 1 s data record
+    physical_min: float
+    physical_max: float
+    dimension: str = "uV"
+
+    def header(self) -> dict:
+        return {
+            "label": self.label, "dimension": self.dimension, "sample_frequency": self.rate,
+            "physical_max": self.physical_max, "physical_min": self.physical_min, "digital_max": DIGITAL_MAX,
+            "digital_min": DIGITAL_MIN, "transducer": "", "prefilter": "",
+        }
 
 
 def physical_limit(signal: np.ndarray, floor: float = 100.0) -> int:
@@ -28,23 +53,63 @@ def physical_limit(signal: np.ndarray, floor: float = 100.0) -> int:
     return int(math.ceil(value / step) * step)
 
 
-def quantise(signal: np.ndarray, limit: int) -> np.ndarray:
-    """Physical -> digital as the EDF specification defines it for range [-limit, limit]."""
-    gain = 2.0 * limit / (DIGITAL_MAX - DIGITAL_MIN)
-    digital = np.rint((signal.astype(np.float64) + limit) / gain + DIGITAL_MIN)
+def to_digital(values: np.ndarray, signal: EdfSignal) -> np.ndarray:
+    """Physical -> digital as the EDF specification defines it for the signal's physical range,
+    rounded and clipped to 16 bits."""
+    gain = (signal.physical_max - signal.physical_min) / (DIGITAL_MAX - DIGITAL_MIN)
+    digital = np.rint((np.asarray(values, np.float64) - signal.physical_min) / gain + DIGITAL_MIN)
     return np.clip(digital, DIGITAL_MIN, DIGITAL_MAX).astype(np.int16)
 
 
-def quantisation_step(limit: int) -> float:
-    return 2.0 * limit / (DIGITAL_MAX - DIGITAL_MIN)
+def write_edf_records(path: str | Path, signals: Sequence[EdfSignal], blocks: Iterable[Sequence[np.ndarray]], *,
+                      start: dt.datetime = DEFAULT_START, patient_code: str = "", recording_additional: str = "",
+                      equipment: str = "") -> None:
+    """Write an EDF (atomically) from `blocks` of digital samples, one block at a time.
+
+    Each block holds one int16 array per signal, all covering the same whole number of 1 s data
+    records, so a long file can be written without holding it in memory.
+    """
+    per_record = [round(signal.rate * RECORD_S) for signal in signals]
+    with atomic_path(path) as tmp:
+        writer = pyedflib.EdfWriter(str(tmp), len(signals), file_type=pyedflib.FILETYPE_EDF)
+        try:
+            writer.setSignalHeaders([signal.header() for signal in signals])
+            writer.setPatientCode(patient_code)
+            writer.setRecordingAdditional(recording_additional)
+            writer.setEquipment(equipment)
+            writer.setStartdatetime(start)
+            for block in blocks:
+                n_records = block[0].size // per_record[0]
+                columns = []
+                for signal, n, digital in zip(signals, per_record, block, strict=True):
+                    if digital.size != n * n_records:
+                        raise ValueError(f"{signal.label}: {digital.size} samples in a block of {n_records} "
+                                         f"records of {n}")
+                    columns.append(digital.reshape(n_records, n))
+                # Records interleave the signals: build a block's at once, then one write call per record.
+                for row in np.ascontiguousarray(np.concatenate(columns, axis=1)):
+                    if writer.blockWriteDigitalShortSamples(row) < 0:
+                        raise OSError(f"{path}: pyedflib could not write a data record")
+        finally:
+            writer.close()
+
+
+def write_edf_signals(path: str | Path, signals: Sequence[EdfSignal], values: Sequence[np.ndarray], *,
+                      start: dt.datetime = DEFAULT_START) -> Path:
+    """Write physical `values` (one array per signal, clipped to its physical range) as an EDF."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digital = [to_digital(v, signal) for signal, v in zip(signals, values, strict=True)]
+    write_edf_records(path, signals, [digital], start=start)
+    return path
 
 
 def write_edf(path: str | Path, spec: RecordingSpec, signals: list[np.ndarray]) -> list[int]:
     """Write `signals` (physical values, one per spec.signals entry) as an EDF; returns the limits used."""
     n_records = round(spec.duration_s / RECORD_S)
     limits: list[int] = []
-    headers = []
-    columns: list[np.ndarray] = []
+    edf_signals: list[EdfSignal] = []
+    digital: list[np.ndarray] = []
     for sig_spec, signal in zip(spec.signals, signals, strict=True):
         per_record = round(sig_spec.rate * RECORD_S)
         if signal.size != per_record * n_records:
@@ -53,29 +118,11 @@ def write_edf(path: str | Path, spec: RecordingSpec, signals: list[np.ndarray]) 
         limit = 32767 if sig_spec.kind == "slow" else physical_limit(signal)
         limits.append(limit)
         low = -32768 if sig_spec.kind == "slow" else -limit
-        headers.append({
-            "label": sig_spec.label, "dimension": sig_spec.dimension, "sample_frequency": sig_spec.rate,
-            "physical_max": limit, "physical_min": low, "digital_max": DIGITAL_MAX,
-            "digital_min": DIGITAL_MIN, "transducer": "", "prefilter": "",
-        })
-        digital = (np.rint(signal).astype(np.int16) if sig_spec.kind == "slow"
-                   else quantise(signal, limit))
-        columns.append(digital.reshape(n_records, per_record))
-    # Records interleave the signals: build them all at once, then one write call per record.
-    records = np.ascontiguousarray(np.concatenate(columns, axis=1))
-    with atomic_path(path) as tmp:
-        writer = pyedflib.EdfWriter(str(tmp), len(headers), file_type=pyedflib.FILETYPE_EDF)
-        try:
-            writer.setSignalHeaders(headers)
-            writer.setPatientCode(spec.subject)
-            writer.setRecordingAdditional(f"{spec.session}_{spec.year}_{spec.montage}")
-            writer.setEquipment("szflow-synth")
-            writer.setStartdatetime(spec.start)
-            for row in records:
-                if writer.blockWriteDigitalShortSamples(row) < 0:
-                    raise OSError(f"{path}: pyedflib could not write a data record")
-        finally:
-            writer.close()
+        edf_signal = EdfSignal(sig_spec.label, sig_spec.rate, low, limit, sig_spec.dimension)
+        edf_signals.append(edf_signal)
+        digital.append(np.rint(signal).astype(np.int16) if sig_spec.kind == "slow" else to_digital(signal, edf_signal))
+    write_edf_records(path, edf_signals, [digital], start=spec.start, patient_code=spec.subject,
+                      recording_additional=f"{spec.session}_{spec.year}_{spec.montage}", equipment="szflow-synth")
     return limits
 
 
