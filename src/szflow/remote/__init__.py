@@ -1,7 +1,7 @@
 """Run the GPU stages (train, dev, eval) here or on Modal; `run_stage` picks from the profile.
 
-Importing this package never imports modal or torch: those load only when a remote run or the
-Modal app is built.
+Importing this package never imports modal: it loads only when a remote run or the Modal app is
+built.
 """
 
 from szflow.remote.executor import (
@@ -12,7 +12,7 @@ from szflow.remote.executor import (
     get_executor,
     run_stage,
 )
-from szflow.remote.stages import GPU_STAGES, StageSpec, get_stage
+from szflow.remote.specs import GPU_STAGES, StageSpec, get_stage
 
 __all__ = [
     "GPU_STAGES",
