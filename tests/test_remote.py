@@ -20,9 +20,9 @@ from szflow.cli import app as cli_app
 from szflow.config import load_params
 from szflow.errors import ConfigError, SzflowError
 from szflow.remote import executor as executor_mod
-from szflow.remote import modal_app, run_stage, specs
+from szflow.remote import modal_app, specs
 from szflow.remote.credentials import ModalAuthError, modal_token_status
-from szflow.remote.executor import LocalExecutor, ModalExecutor, RemoteExecutor, get_executor
+from szflow.remote.executor import LocalExecutor, ModalExecutor, RemoteExecutor, get_executor, run_stage
 from szflow.remote.modal_app import (
     BUCKET_MOUNT,
     IMAGE_SPEC,

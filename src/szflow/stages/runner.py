@@ -14,7 +14,7 @@ from typing import Any
 
 from szflow.config import Params, load_params
 from szflow.errors import SzflowError
-from szflow.remote import run_stage
+from szflow.remote.executor import run_stage
 
 
 def stage_main(run: Callable[[Params, Path], Any] | str) -> None:
