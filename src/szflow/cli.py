@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from szflow import layout
 from szflow.config import SynthConfig, load_params
 from szflow.data.summary import format_summary, summarise_corpus
 from szflow.detect import format_result, run_detect
@@ -140,7 +141,7 @@ def remote_check(
 @app.command()
 def detect(
     inputs: list[Path] = typer.Argument(..., help="EDF files, or folders searched recursively for *.edf."),
-    checkpoint: Path = typer.Option(Path("models/best.pt"), "--checkpoint", help="Trained detector (best.pt)."),
+    checkpoint: Path = typer.Option(layout.BEST_CHECKPOINT, "--checkpoint", help="Trained detector (best.pt)."),
     operating_point: str = typer.Option("10", "--operating-point",
                                         help="False alarms per 24 h to operate at: a key of operating_points.json."),
     operating_points: Path | None = typer.Option(
