@@ -135,7 +135,7 @@ import sys, time
 import numpy as np
 from szflow.config import load_params
 from szflow.data.edf import read_eeg
-from szflow.signal.pipeline import preprocess_recording
+from szflow.signal.chain import preprocess_recording
 params = load_params(sys.argv[2])
 started = time.perf_counter()
 block = preprocess_recording(read_eeg(sys.argv[1]), params.preprocess).astype(np.float16)

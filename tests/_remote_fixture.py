@@ -29,9 +29,9 @@ import szflow
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json, atomic_write_text
 from szflow.remote.container import run_job
-from szflow.remote.ddp import dist_info
 from szflow.remote.executor import RemoteExecutor
 from szflow.remote.store import blob_path, run_dir
+from szflow.train.distributed import dist_info
 
 log = logging.getLogger("szflow.remote")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +20,12 @@ from szflow.baseline import (
     save_baseline,
 )
 from szflow.cache import SplitStore
+from szflow.config import load_params
 from szflow.errors import SzflowError
 from szflow.scoring import auroc
 from szflow.train.toy import toy_recordings, write_toy_store
+
+RATE_HZ = load_params(Path(__file__).resolve().parents[1]).preprocess.sample_rate_hz
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +43,7 @@ def test_baseline_fits_and_separates_a_toy_seizure_set(store, tmp_path):
     baseline = fit_baseline(store, fit_ids, frame_rate_hz=4.0)
     assert baseline.fit_info["recordings"] == 8 and baseline.fit_info["seizure_frames"] > 0
     assert baseline.fit_info["train_frame_auroc"] > 0.95
+    assert baseline.sample_rate_hz == store.sample_rate_hz  # the rate of the EEG it was fitted on
     tracks = baseline_tracks(store, held_out, baseline, frame_rate_hz=4.0)
     assert [t.recording_id for t in tracks] == held_out
     for track in tracks:
@@ -57,10 +62,11 @@ def test_baseline_fits_and_separates_a_toy_seizure_set(store, tmp_path):
 def test_features_are_per_frame_and_finite():
     rng = np.random.default_rng(0)
     for n in (1, 63, 64, 65, 256 * 10 + 7):
-        features = frame_features(rng.standard_normal((19, n)).astype(np.float32), 4.0)
+        signal = rng.standard_normal((19, n)).astype(np.float32)
+        features = frame_features(signal, 4.0, sample_rate_hz=RATE_HZ)
         assert features.shape == (max(1, -(-n // 64)), len(feature_names()))
         assert np.isfinite(features).all()
-    flat = frame_features(np.zeros((19, 2560), np.float32), 4.0)
+    flat = frame_features(np.zeros((19, 2560), np.float32), 4.0, sample_rate_hz=RATE_HZ)
     assert np.isfinite(flat).all()
 
 
@@ -73,7 +79,7 @@ def test_bad_baseline_files_are_clear_errors(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(SzflowError, match="not an szflow baseline"):
         load_baseline(tmp_path / "other.json")
-    good = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0).to_json()
+    good = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0, RATE_HZ).to_json()
     good["weights"] = [0.0]
     (tmp_path / "short.json").write_text(json.dumps(good))
     with pytest.raises(SzflowError, match="differ in length"):
@@ -81,7 +87,7 @@ def test_bad_baseline_files_are_clear_errors(tmp_path):
 
 
 def test_baseline_refuses_another_frame_rate(store):
-    baseline = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0)
+    baseline = Baseline(feature_names(), [0.0] * 14, [1.0] * 14, [0.0] * 14, 0.0, 4.0, RATE_HZ)
     with pytest.raises(SzflowError, match="4.0 Hz"):
         baseline_tracks(store, store.recording_ids[:1], baseline, frame_rate_hz=8.0)
 

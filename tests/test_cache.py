@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,12 +18,14 @@ from szflow.cache.dataset import (
     make_dataloader,
 )
 from szflow.cache.sampler import BACKGROUND, HARD_BACKGROUND, PARTIAL, SEIZURE, class_runs, window_class
-from szflow.config import HardwareConfig, PreprocessConfig
+from szflow.config import HardwareConfig, load_params
 from szflow.errors import SzflowError
 from szflow.signal.labels import seizure_mask
-from szflow.signal.pipeline import REPORT_COLUMNS, write_recording, write_run_summary
+from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
 
-FS = 256
+ROOT = Path(__file__).resolve().parents[1]
+PREPROCESS = load_params(ROOT).preprocess
+FS = PREPROCESS.sample_rate_hz
 WINDOW = 60 * FS
 PARAMS_HASH = "test-hash"
 
@@ -53,7 +56,7 @@ def write_preprocess(out, recordings=RECORDINGS, split="train", params_hash=PARA
                      "status": "ok", "resumed": False, "n_samples": n})
     rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": "broken", "split": split,
                  "status": "failed", "reason": "truncated", "resumed": False, "n_samples": 0})
-    write_run_summary(out, pd.DataFrame(rows, columns=REPORT_COLUMNS), PreprocessConfig(), params_hash)
+    write_run_summary(out, pd.DataFrame(rows, columns=REPORT_COLUMNS), PREPROCESS, params_hash)
     return arrays
 
 
@@ -62,6 +65,12 @@ def built(tmp_path):
     arrays = write_preprocess(tmp_path / "pre")
     build_cache(tmp_path / "pre", tmp_path / "cache", progress=False)
     return SplitStore.open(tmp_path / "cache", "train"), arrays
+
+
+def hardware(hw: str, **changes) -> HardwareConfig:
+    """The `hw` profile with `changes` (hardware keys), validated like the file."""
+    overrides = {f"hardware.{key}": value for key, value in changes.items()}
+    return load_params(ROOT, hw=hw, overrides=overrides).hardware
 
 
 # ----------------------------------------------------------------------------- store
@@ -349,13 +358,12 @@ def test_dataloader_honours_profile(built):
     store, _ = built
     dataset = TrainingWindowDataset(store, 60.0, frame_rate_hz=4.0)
     sampler = TrainingWindowSampler(store, None, 60.0, 0.4, 0.3, 0.3, seed=0, num_windows=4)
-    local = HardwareConfig(num_workers=0, pin_memory=False)
+    local = hardware("local", num_workers=0, pin_memory=False)
     assert dataloader_kwargs(local) == {"num_workers": 0, "pin_memory": False}
     loader = make_dataloader(dataset, local, batch_size=2, sampler=sampler)
     batch = next(iter(loader))
     assert tuple(batch["x"].shape) == (2, 19, WINDOW) and tuple(batch["y"].shape) == (2, 240)
-    a100 = HardwareConfig(executor="modal", gpu="A100-80GB", num_workers=2, pin_memory=True,
-                          persistent_workers=True, prefetch_factor=4)
+    a100 = hardware("a100", num_workers=2, pin_memory=True, persistent_workers=True, prefetch_factor=4)
     loader = make_dataloader(dataset, a100, batch_size=64, sampler=sampler)
     assert loader.num_workers == 2 and loader.pin_memory and loader.persistent_workers
     assert loader.prefetch_factor == 4 and loader.batch_size == 64
@@ -364,7 +372,7 @@ def test_dataloader_honours_profile(built):
 def test_dataloader_with_worker_processes(built):
     store, _ = built
     windows = InferenceWindows(store, None, 60.0, 10.0)
-    hardware = HardwareConfig(num_workers=1, persistent_workers=False, prefetch_factor=2)
-    loader = make_dataloader(InferenceWindowDataset(windows, 4.0), hardware, batch_size=4)
+    workers = hardware("local", num_workers=1, persistent_workers=False, prefetch_factor=2)
+    loader = make_dataloader(InferenceWindowDataset(windows, 4.0), workers, batch_size=4)
     indices = torch.cat([batch["index"] for batch in loader]).tolist()
     assert indices == list(range(len(windows)))

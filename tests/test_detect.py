@@ -19,8 +19,25 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from szflow import edf_store
+from szflow.baseline import fit_baseline, save_baseline
+from szflow.cache import SplitStore, run_cache
 from szflow.cli import app
-from szflow.data.edf import ELECTRODES
+from szflow.config import load_params
+from szflow.data.annotations import read_csv_bi
+from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, select_electrodes
+from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file
+from szflow.edf_store import ValueCheck, prepare_store
+from szflow.evaluate import read_tracks, run_eval_stage
+from szflow.inference import predict_tracks
+from szflow.model import Detector, save_checkpoint
+from szflow.model.checkpoint import load_detector
+from szflow.postprocess import smooth_probabilities
+from szflow.signal.chain import preprocess_recording
+from szflow.signal.normalise import channel_stats, statistics_columns, statistics_sample
+from szflow.signal.streaming import ChunkedSignal, ChunkedSource
+from szflow.stages.preprocess import run as run_preprocess_stage
+from szflow.synth import generate_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -114,8 +131,6 @@ def _threshold_in_a_gap(values: np.ndarray, quantile: float, gap: float = 1e-4) 
 
 def choose_operating_points(tracks) -> dict:
     """Thresholds at quantiles of the random model's own (smoothed) probabilities, so every point has events."""
-    from szflow.postprocess import smooth_probabilities
-
     points = {}
     for key, quantile, smoothing, hysteresis, min_dur, gap in (
             ("10", 0.6, 2.0, None, 0.0, 0.0), ("5", 0.8, 0.0, None, 1.0, 3.0),
@@ -130,23 +145,15 @@ def choose_operating_points(tracks) -> dict:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    from szflow.baseline import fit_baseline, save_baseline
-    from szflow.cache import SplitStore, run_cache
-    from szflow.config import SynthConfig, load_params
-    from szflow.evaluate import run_eval_stage
-    from szflow.inference import predict_tracks
-    from szflow.model import Detector, save_checkpoint
-    from szflow.signal.pipeline import run_preprocess
-    from szflow.synth import generate_corpus
-
     root = tmp_path_factory.mktemp("detect") / "proj"
     root.mkdir()
     write_params(root)
-    generate_corpus(root / "corpus", SynthConfig(seed=5, patients={"train": 0, "dev": 0, "eval": 2},
-                                                 recordings_per_patient=2, min_duration_s=70, max_duration_s=150,
-                                                 broken_files=0), progress=False)
+    synth = load_params(root, overrides={
+        "synth.seed": 5, "synth.patients": {"train": 0, "dev": 0, "eval": 2}, "synth.recordings_per_patient": 2,
+        "synth.min_duration_s": 70, "synth.max_duration_s": 150, "synth.broken_files": 0}).synth
+    generate_corpus(root / "corpus", synth, progress=False)
     params = load_params(root)
-    run_preprocess(params, progress=False)
+    run_preprocess_stage(params, root, progress=False)
     run_cache(params, progress=False)
     torch.manual_seed(0)
     model = Detector(params.model, mamba_impl="torch").eval()
@@ -181,9 +188,6 @@ def stderr_lines(result) -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(project: Path):
-    from szflow.config import load_params
-    from szflow.model.checkpoint import load_detector
-
     params = load_params(project)
     return load_detector(project / "models" / "best.pt", expected_config=params.model)[0], params
 
@@ -191,30 +195,23 @@ def model(project: Path):
 # ----------------------------------------------------------------------------- exactness
 def test_network_input_is_the_cache_to_the_bit(project: Path, model) -> None:
     """Preprocessing and float16 quantisation: what the network sees is exactly what eval fed it."""
-    from szflow.cache import SplitStore
-    from szflow.detect import prepare_store
-
     _, params = model
     cache = SplitStore.open(project / "data" / "cache", "eval")
     edfs = eval_edfs(project)
     assert set(cache.recording_ids) == set(edfs)
     for rid, edf in edfs.items():
         store = prepare_store(edf, params, window_s=params.sampler.window_s)
-        row = cache.row_of(rid)
-        offset, length = int(cache.index["offset"].iat[row]), cache.length(rid)
-        np.testing.assert_array_equal(store._signals, cache._signals[:, offset:offset + length])
-        assert store._signals.dtype == np.float16
+        row, length = cache.row_of(rid), cache.length(rid)
+        assert store.length(0) == length
+        signals, cached = store.span(0, 0, length)[0], cache.span(row, 0, length)[0]
+        assert signals.dtype == cached.dtype == np.float16
+        np.testing.assert_array_equal(signals, cached)
         assert float(store.index["duration_s"].iat[0]) == float(cache.index["duration_s"].iat[row])
 
 
 def test_probabilities_equal_evals(project: Path, model) -> None:
     """Bit-identical to eval's inference batched alike; within float32 round-off of the eval stage's
     own tracks, whose batches mix windows of several recordings."""
-    from szflow.cache import SplitStore
-    from szflow.detect import InferenceSettings, predict_file
-    from szflow.evaluate import read_tracks
-    from szflow.inference import predict_tracks
-
     detector, params = model
     edfs = eval_edfs(project)
     cache = SplitStore.open(project / "data" / "cache", "eval")
@@ -264,9 +261,6 @@ def test_folder_output_keeps_the_sub_folders(project: Path, tmp_path: Path) -> N
 
 
 def test_detect_file_api_equals_eval_events(project: Path, model) -> None:
-    from szflow.data.annotations import read_csv_bi
-    from szflow.detect import InferenceSettings, detect_file, load_operating_point
-
     detector, params = model
     point = load_operating_point(project / "models" / "operating_points.json", "10", checkpoint_step=7)
     for rid, edf in eval_edfs(project).items():
@@ -279,9 +273,6 @@ def test_detect_file_api_equals_eval_events(project: Path, model) -> None:
 # ----------------------------------------------------------------------------- long recordings
 @pytest.mark.parametrize("n", [1000, 65_536, 65_537, 400_001])
 def test_statistics_columns_are_those_channel_stats_uses(n: int) -> None:
-    from szflow.detect import statistics_columns
-    from szflow.signal.normalise import channel_stats, statistics_sample
-
     block = np.random.default_rng(n).standard_normal((19, n)).astype(np.float32) * 7 + 3
     block[4] = 2.5  # a flat channel
     columns = statistics_columns(n)
@@ -295,18 +286,13 @@ def test_statistics_columns_are_those_channel_stats_uses(n: int) -> None:
 @pytest.mark.parametrize("rates", [250.0, [250.0] * 18 + [500.0], 400.0])
 def test_chunked_preprocessing_matches_one_piece(tmp_path: Path, rates) -> None:
     """Two passes over chunks give the one-piece signal up to float16 rounding at a boundary."""
-    from szflow.config import PreprocessConfig
-    from szflow.data.edf import read_edf_header, read_eeg, select_electrodes
-    from szflow.detect import _ChunkedSignal, _ValueCheck
-    from szflow.signal.pipeline import preprocess_recording
-
     edf = write_edf(tmp_path / "x.edf", TUSZ_LABELS, rate=rates, duration_s=200, seed=3)
-    cfg = PreprocessConfig()
+    cfg = load_params(ROOT).preprocess
     exact = preprocess_recording(read_eeg(edf), cfg).astype(np.float16)
     header = read_edf_header(edf)
     chosen = select_electrodes(header)
-    signal = _ChunkedSignal(edf, header, chosen, cfg, chunk_s=45, margin_s=20)
-    signal.compute_stats(_ValueCheck(header, chosen), progress=False)
+    signal = ChunkedSignal(edf, header, chosen, cfg, chunk_s=45, margin_s=20)
+    signal.compute_stats(ValueCheck(header, chosen).update)
     assert signal.n_out == exact.shape[1]
     with open(edf, "rb") as handle:
         chunked = np.concatenate([signal.normalised16(handle, a, min(a + 7000, signal.n_out))
@@ -321,8 +307,6 @@ def test_chunked_preprocessing_matches_one_piece(tmp_path: Path, rates) -> None:
 
 
 def test_chunked_inference_matches_exact_inference(project: Path, model) -> None:
-    from szflow.detect import InferenceSettings, predict_file
-
     detector, params = model
     # fp32: under bf16 the chunk-boundary round-off of the filters is amplified past the bound.
     settings = dataclasses.replace(InferenceSettings.from_params(params, device="cpu", batch_size=2),
@@ -335,18 +319,16 @@ def test_chunked_inference_matches_exact_inference(project: Path, model) -> None
 
 
 def test_high_rate_recordings_are_chunked_by_their_memory_need(project: Path, model, monkeypatch) -> None:
-    import szflow.detect as detect_module
-
     detector, params = model
-    settings = detect_module.InferenceSettings.from_params(params, device="cpu")
+    settings = InferenceSettings.from_params(params, device="cpu")
     edf = next(iter(eval_edfs(project).values()))
-    exact = detect_module.predict_file(edf, detector, params, settings=settings)
+    exact = predict_file(edf, detector, params, settings=settings)
     used = []
-    monkeypatch.setattr(detect_module, "EXACT_MAX_BYTES", 0)
-    monkeypatch.setattr(detect_module.ChunkedRecordingStore, "close",
-                        lambda self: used.append(self.signal.n_out) or self._handle.close())
+    close = ChunkedSource.close
+    monkeypatch.setattr(edf_store, "EXACT_MAX_BYTES", 0)
+    monkeypatch.setattr(ChunkedSource, "close", lambda self: used.append(self.n_samples) or close(self))
     # Default chunk (30 min) longer than the recording: one chunk, no chunk boundary inside.
-    chunked = detect_module.predict_file(edf, detector, params, settings=settings)
+    chunked = predict_file(edf, detector, params, settings=settings)
     assert used, "the chunked path was not taken"
     np.testing.assert_allclose(chunked.probabilities, exact.probabilities, atol=2e-3)
 
@@ -490,10 +472,7 @@ def test_two_inputs_with_one_output_name_never_overwrite(project: Path, tmp_path
 
 
 def test_checkpoint_of_another_model_config(project: Path, tmp_path: Path) -> None:
-    from szflow.config import ModelConfig
-    from szflow.model import Detector, save_checkpoint
-
-    other = ModelConfig(**{**TINY_MODEL, "d_model": 24})
+    other = load_params(project, overrides={"model.d_model": 24}).model
     path = tmp_path / "other.pt"
     save_checkpoint(path, model=Detector(other, mamba_impl="torch"), model_config=other, step=7)
     edf = write_edf(tmp_path / "x.edf", TUSZ_LABELS, duration_s=20)

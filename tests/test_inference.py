@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from szflow.cache import InferenceWindows, SplitStore
-from szflow.config import ModelConfig
+from szflow.config import load_params
 from szflow.errors import SzflowError
 from szflow.inference import autocast, predict_tracks, resolve_device, resolve_precision
 from szflow.model import Detector
 from szflow.train.toy import write_toy_store
+
+REPO = Path(__file__).resolve().parents[1]
 
 WINDOW_S, OVERLAP_S = 4.0, 1.0
 DURATIONS = {"short": 2.7, "exact": 4.0, "long": 11.3}
@@ -34,7 +37,9 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    cfg = ModelConfig(n_layers=1, d_model=16, d_state=4, encoder_channels=[8, 16], chunk_size=16, dropout=0.0)
+    cfg = load_params(REPO, overrides={"model.n_layers": 1, "model.d_model": 16, "model.d_state": 4,
+                                       "model.encoder_channels": [8, 16], "model.chunk_size": 16,
+                                       "model.dropout": 0.0}).model
     return Detector(cfg, mamba_impl="torch").eval()
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from szflow import layout
+from szflow.config import SPLITS
 from szflow.remote.specs import GPU_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def _code_deps(stage: dict) -> set[str]:
 
 def _layout_paths() -> set[str]:
     paths = {value.as_posix() for value in vars(layout).values() if isinstance(value, Path)}
-    for split in layout.SPLITS:
+    for split in SPLITS:
         paths |= {layout.cache_split_dir(split).as_posix(), layout.predictions_dir(split).as_posix(),
                   layout.split_metrics(split).as_posix()}
     return paths

@@ -4,12 +4,13 @@ implementation selection, checkpoints. Tiny models only (the file runs in second
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from szflow.config import ModelConfig
+from szflow.config import ModelConfig, load_params
 from szflow.errors import CheckpointError, SzflowError
 from szflow.model import (
     PAD_LOGIT,
@@ -25,6 +26,8 @@ from szflow.model import (
     save_checkpoint,
 )
 from szflow.model.detector import BiMambaLayer, _grouped_layer_norm, encoder_strides, reverse_valid
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,12 +103,18 @@ def tiny_block(chunk_size: int = 4, **kw) -> Mamba2Torch:
 
 
 def tiny_config(**kw) -> ModelConfig:
+    """params.yaml's model section with a tiny geometry (and `kw`) over it."""
     args = {
         "in_channels": 3, "frame_rate_hz": 16.0, "encoder_channels": [4, 8], "n_layers": 2,
         "d_model": 16, "d_state": 4, "d_conv": 4, "expand": 2, "chunk_size": 4, "dropout": 0.0,
     }
     args.update(kw)
-    return ModelConfig(**args)
+    return load_params(REPO, overrides={f"model.{key}": value for key, value in args.items()}).model
+
+
+def project_model() -> ModelConfig:
+    """The model params.yaml trains."""
+    return load_params(REPO).model
 
 
 # ----------------------------------------------------------------------------- block vs oracle
@@ -183,16 +192,15 @@ def test_reverse_valid_keeps_padding_in_place() -> None:
 
 
 # ----------------------------------------------------------------------------- detector
-@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
-def test_detector_shapes_and_frames(caplog, encoder: str) -> None:
-    cfg = tiny_config(encoder=encoder)
+def test_detector_shapes_and_frames(caplog) -> None:
+    cfg = tiny_config()
     with caplog.at_level("INFO", logger="szflow.model"):
         model = Detector(cfg, mamba_impl="torch").eval()
     assert model.mamba_impl_used == "torch"
     assert "using torch Mamba-2 blocks" in caplog.text
     assert model.samples_per_frame == 16
     assert model.frames_for(160) == 10 and model.frames_for(161) == 11 and model.frames_for(1) == 1
-    assert frames_for(ModelConfig(), 15_360) == 240
+    assert frames_for(project_model(), 15_360) == 240
     for n_samples in (16, 160, 170):
         logits = model(torch.randn(2, 3, n_samples))
         assert logits.shape == (2, model.frames_for(n_samples))
@@ -201,20 +209,16 @@ def test_detector_shapes_and_frames(caplog, encoder: str) -> None:
 
 
 def test_detector_seed_geometry() -> None:
-    cfg = ModelConfig()
     assert encoder_strides(64, 3) == [4, 4, 4]
     assert math.prod(encoder_strides(16, 3)) == 16
-    text = describe_model(cfg)
-    assert "total parameters" in text and "layers.5" in text
+    text = describe_model(project_model())  # 6 layers, d_model 512
+    assert "total parameters" in text and "layers.5" in text and "per electrode" in text
     assert "240 x 512" in text  # 60 s -> 240 frames at 4 Hz
-    per_electrode = describe_model(ModelConfig(encoder="per_electrode", encoder_channels=[16, 32, 64]))
-    assert "per electrode" in per_electrode and "240 x 512" in per_electrode
 
 
-@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
-def test_padded_frames_do_not_influence_valid_frames(encoder: str) -> None:
+def test_padded_frames_do_not_influence_valid_frames() -> None:
     torch.manual_seed(2)
-    cfg = tiny_config(n_layers=2, chunk_size=3, encoder=encoder)
+    cfg = tiny_config(n_layers=2, chunk_size=3)
     model = Detector(cfg, mamba_impl="torch").eval()
     spf = model.samples_per_frame
     frames, valid = [13, 9], [13, 6]
@@ -241,12 +245,10 @@ def test_per_electrode_encoder_is_site_invariant_without_its_spatial_part() -> N
     x = torch.randn(2, 3, 160)
     permuted = x[:, [2, 0, 1]]
     with torch.no_grad():
-        pooled_only = Detector(tiny_config(encoder="per_electrode", encoder_spatial_channels=0), "torch").encoder
+        pooled_only = Detector(tiny_config(encoder_spatial_channels=0), "torch").encoder
         assert (pooled_only(x) - pooled_only(permuted)).abs().max().item() <= 1e-5
-        with_sites = Detector(tiny_config(encoder="per_electrode", encoder_spatial_channels=2), "torch").encoder
+        with_sites = Detector(tiny_config(encoder_spatial_channels=2), "torch").encoder
         assert (with_sites(x) - with_sites(permuted)).abs().max().item() > 1e-3
-        mixed = Detector(tiny_config(encoder="mixed"), "torch").encoder
-        assert (mixed(x) - mixed(permuted)).abs().max().item() > 1e-3
 
 
 def test_grouped_layer_norm_pools_statistics_over_the_group() -> None:
@@ -270,10 +272,9 @@ def test_grouped_layer_norm_pools_statistics_over_the_group() -> None:
     assert torch.equal(_grouped_layer_norm(norm, h, group=1), norm(h))
 
 
-@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
-def test_detector_gradients_flow_and_padding_gets_none(encoder: str) -> None:
+def test_detector_gradients_flow_and_padding_gets_none() -> None:
     torch.manual_seed(3)
-    model = Detector(tiny_config(encoder=encoder), mamba_impl="torch")
+    model = Detector(tiny_config(), mamba_impl="torch")
     x = torch.randn(2, 3, 160, requires_grad=True)
     mask = torch.ones(2, 10, dtype=torch.bool)
     mask[1, 7:] = False
@@ -334,10 +335,9 @@ def test_detector_masking_with_mamba_ssm_kernels() -> None:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-@pytest.mark.parametrize("encoder", ["mixed", "per_electrode"])
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, encoder: str) -> None:
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
     torch.manual_seed(4)
-    cfg = tiny_config(encoder=encoder)
+    cfg = tiny_config()
     model = Detector(cfg, mamba_impl="torch").eval()
     # An optimizer-shaped state (int keys, tuples, tensors) without torch.optim, whose first use
     # costs seconds of imports; the training tests cover a real optimizer's resume.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from szflow.config import PostprocessConfig
 from szflow.data.annotations import read_csv_bi, read_events_tsv, write_csv_bi, write_events_tsv
 from szflow.errors import ConfigError, SzflowError
 from szflow.postprocess import (
@@ -137,8 +136,9 @@ def test_bad_probabilities_are_a_typed_error():
         probs_to_events(np.array([0.1, np.nan]), 1.0, smoothing_s=0, threshold=0.5)
 
 
-def test_settings_from_config_dict_and_operating_point():
-    cfg = PostprocessConfig()
+def test_settings_from_settings_dict_and_operating_point():
+    cfg = PostprocessSettings(smoothing_s=2.0, threshold=0.5, hysteresis_low=None, min_duration_s=5.0,
+                              merge_gap_s=5.0)
     settings = postprocess_settings(cfg)
     assert set(settings) == {"smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s"}
     assert settings["threshold"] == cfg.threshold

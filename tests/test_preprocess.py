@@ -16,10 +16,11 @@ import pyedflib
 import pytest
 
 from szflow.cache import SplitStore, run_cache
-from szflow.config import DataConfig, HardwareConfig, Params, PreprocessConfig, SharedParams
+from szflow.config import Params, load_params
 from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi
 from szflow.data.edf import ELECTRODES
-from szflow.signal.pipeline import TooManyFailuresError, run_preprocess
+from szflow.signal.jobs import TooManyFailuresError
+from szflow.stages.preprocess import preprocess_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,9 +60,9 @@ def add_recording(root: Path, split: str, patient: str, index: int, seconds: int
 
 
 def make_params(tmp_path: Path, corpus: Path, **preprocess) -> Params:
-    cfg = PreprocessConfig(**{"num_workers": 0, **preprocess})
-    return Params(shared=SharedParams(data=DataConfig(source="tusz", root=str(corpus)), preprocess=cfg),
-                  hardware=HardwareConfig(), root=str(tmp_path))
+    overrides = {"data.source": "tusz", "data.root": str(corpus), "preprocess.num_workers": 0,
+                 **{f"preprocess.{key}": value for key, value in preprocess.items()}}
+    return load_params(REPO, overrides=overrides).model_copy(update={"root": str(tmp_path)})
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def break_file(root: Path, stem: str, how: str = "truncate") -> None:
 def test_corpus_is_preprocessed_and_reported(tmp_path, corpus):
     params = make_params(tmp_path, corpus)
     out = tmp_path / "pre"
-    report = run_preprocess(params, out, progress=False)
+    report = preprocess_corpus(params, out, progress=False)
     assert list(report["status"]) == ["ok"] * 5
     assert (out / "report.csv").exists() and (out / "manifest.json").exists()
     row = report.set_index("recording_id").loc["aaaaaaab_s001_t000"]
@@ -111,7 +112,7 @@ def test_broken_file_is_reported_and_the_rest_processed(tmp_path, corpus):
     add_recording(corpus, "train", "aaaaaaae", 0)
     break_file(corpus, "aaaaaaae_s001_t000", "truncate")
     out = tmp_path / "pre"
-    report = run_preprocess(make_params(tmp_path, corpus), out, progress=False)  # 1 of 6 <= 25%
+    report = preprocess_corpus(make_params(tmp_path, corpus), out, progress=False)  # 1 of 6 <= 25%
     on_disk = pd.read_csv(out / "report.csv")
     assert len(on_disk) == 6 and set(on_disk["recording_id"]) == set(report["recording_id"])
     failed = on_disk[on_disk["status"] == "failed"]
@@ -129,7 +130,7 @@ def test_bad_inputs_each_get_a_reason(tmp_path, corpus):
                       .replace("30.0000,bckg", "90.0000,bckg"))
     out = tmp_path / "pre"
     with pytest.raises(TooManyFailuresError):
-        run_preprocess(make_params(tmp_path, corpus, max_failed_fraction=0.2), out, progress=False)
+        preprocess_corpus(make_params(tmp_path, corpus, max_failed_fraction=0.2), out, progress=False)
     reasons = pd.read_csv(out / "report.csv").set_index("recording_id")["reason"]
     assert "missing electrode PZ" in reasons["aaaaaaaf_s001_t000"]
     assert "disagrees" in reasons["aaaaaaag_s001_t000"] or "duration" in reasons["aaaaaaag_s001_t000"]
@@ -140,7 +141,7 @@ def test_too_many_failures_fail_with_a_clear_message(tmp_path, corpus):
     break_file(corpus, "aaaaaaac_s001_t000", "header")
     out = tmp_path / "pre"
     with pytest.raises(TooManyFailuresError, match=r"2 of 5 recordings failed .*max_failed_fraction 25"):
-        run_preprocess(make_params(tmp_path, corpus), out, progress=False)
+        preprocess_corpus(make_params(tmp_path, corpus), out, progress=False)
     report = pd.read_csv(out / "report.csv")  # written before failing
     assert (report["status"] == "failed").sum() == 2
 
@@ -164,26 +165,26 @@ def test_stage_script_exits_nonzero_with_message(tmp_path, corpus):
 def test_restart_skips_completed_recordings(tmp_path, corpus):
     params = make_params(tmp_path, corpus)
     out = tmp_path / "pre"
-    run_preprocess(params, out, progress=False)
+    preprocess_corpus(params, out, progress=False)
     target = out / "train" / "aaaaaaaa_s001_t000.npy"
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
     # Simulate an interrupted run: the array was written but not yet its metadata.
     (out / "train" / "aaaaaaaa_s001_t000.json").unlink()
-    report = run_preprocess(params, out, progress=False).set_index("recording_id")
+    report = preprocess_corpus(params, out, progress=False).set_index("recording_id")
     assert not report.loc["aaaaaaaa_s001_t000", "resumed"]
     assert report.drop(index="aaaaaaaa_s001_t000")["resumed"].all()
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
     assert all(after[p] == before[p] for p in before if p != target)
     # Other params: nothing is skipped.
     other = make_params(tmp_path, corpus, notch_hz=50.0)
-    assert not run_preprocess(other, out, progress=False)["resumed"].any()
+    assert not preprocess_corpus(other, out, progress=False)["resumed"].any()
 
 
 def test_worker_processes_give_identical_outputs(tmp_path, corpus):
     break_file(corpus, "aaaaaaad_s001_t000", "truncate")
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
-    run_preprocess(make_params(tmp_path, corpus), serial, progress=False)
-    report = run_preprocess(make_params(tmp_path, corpus, num_workers=2), parallel, progress=False)
+    preprocess_corpus(make_params(tmp_path, corpus), serial, progress=False)
+    report = preprocess_corpus(make_params(tmp_path, corpus, num_workers=2), parallel, progress=False)
     assert (report["status"] == "ok").sum() == 4
     for path in serial.rglob("*.npy"):
         assert path.read_bytes() == (parallel / path.relative_to(serial)).read_bytes()
@@ -192,7 +193,7 @@ def test_worker_processes_give_identical_outputs(tmp_path, corpus):
 
 def test_cache_windows_equal_preprocessed_arrays(tmp_path, corpus):
     params = make_params(tmp_path, corpus)
-    run_preprocess(params, tmp_path / "pre", progress=False)
+    preprocess_corpus(params, tmp_path / "pre", progress=False)
     built = run_cache(params, tmp_path / "pre", tmp_path / "cache", progress=False)
     assert sorted(built) == ["dev", "eval", "train"]
     store = SplitStore.open(tmp_path / "cache", "train", expected_params_hash=params.section_hash("preprocess"))
@@ -212,11 +213,11 @@ def test_outputs_are_identical_across_runs_and_input_mtimes(tmp_path, corpus):
     though a fresh clone writes the synthetic EDFs anew (new mtimes) and timings differ."""
     params = make_params(tmp_path, corpus)
     first, second = tmp_path / "first", tmp_path / "second"
-    run_preprocess(params, first, progress=False)
+    preprocess_corpus(params, first, progress=False)
     for path in corpus.rglob("*"):
         if path.is_file():
             os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    report = run_preprocess(params, second, progress=False)
+    report = preprocess_corpus(params, second, progress=False)
     assert {"seconds", "resumed"} <= set(report.columns)  # still returned to the caller
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
@@ -225,8 +226,8 @@ def test_outputs_are_identical_across_runs_and_input_mtimes(tmp_path, corpus):
     header = (first / "report.csv").read_text().splitlines()[0].split(",")
     assert "seconds" not in header and "resumed" not in header
     # Touching an input does not make a restarted run redo it; changing its content does.
-    assert run_preprocess(params, second, progress=False)["resumed"].all()
+    assert preprocess_corpus(params, second, progress=False)["resumed"].all()
     annotation = next(corpus.rglob("*.csv_bi"))
     annotation.write_text(annotation.read_text() + "\n")
-    again = run_preprocess(params, second, progress=False)
+    again = preprocess_corpus(params, second, progress=False)
     assert (~again["resumed"]).sum() == 1

@@ -3,22 +3,24 @@ removed; labels line up with the resampled signal to the sample; normalisation i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from szflow.config import PreprocessConfig
+from szflow.config import load_params
 from szflow.data.edf import EegRecording
 from szflow.errors import ConfigError, InputFileError
+from szflow.signal.chain import preprocess_recording
 from szflow.signal.filters import design_filter, zero_phase_filter
 from szflow.signal.labels import frame_labels, interval_samples, seizure_mask
 from szflow.signal.montage import common_average_reference
-from szflow.signal.normalise import IQR_TO_SIGMA, channel_stats, normalise
-from szflow.signal.pipeline import preprocess_recording
+from szflow.signal.normalise import IQR_TO_SIGMA, channel_stats, normalise, quartiles
 from szflow.signal.resample import rational_ratio, resample_channels
 
 FS = 256
 RATES = [250, 256, 400, 512, 1000]
-CFG = PreprocessConfig()
+CFG = load_params(Path(__file__).resolve().parents[1]).preprocess
 
 
 def _recording(signals, rates, path="mem.edf") -> EegRecording:
@@ -196,8 +198,6 @@ def test_long_recording_statistics_match_full_quantiles():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 101, 4096])
 def test_quartiles_match_numpy_lower(n):
-    from szflow.signal.normalise import quartiles
-
     sample = np.random.default_rng(n).normal(0, 1, (3, n)).astype(np.float32)
     expected = np.quantile(sample, [0.25, 0.5, 0.75], axis=1, method="lower")
     for got, want in zip(quartiles(sample.copy()), expected, strict=True):

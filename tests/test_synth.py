@@ -11,14 +11,22 @@ import numpy as np
 import pyedflib
 import pytest
 
-from szflow.config import SynthConfig
+from szflow.config import SynthConfig, load_params
 from szflow.data.annotations import SEIZURE_LABELS, read_csv, read_csv_bi
 from szflow.data.edf import ELECTRODES, electrode_name, read_edf_header, read_eeg
 from szflow.errors import EdfError, SzflowError
 from szflow.synth import generate_corpus, make_plan, simulate
 
-TINY = SynthConfig(seed=7, patients={"train": 2, "dev": 1, "eval": 1}, recordings_per_patient=2,
-                   min_duration_s=40, max_duration_s=60, seizure_recording_fraction=0.5, broken_files=3)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synth_config(**changes) -> SynthConfig:
+    """params.yaml's synth section with `changes` (synth keys), validated like the file."""
+    return load_params(ROOT, overrides={f"synth.{key}": value for key, value in changes.items()}).synth
+
+
+TINY = synth_config(seed=7, patients={"train": 2, "dev": 1, "eval": 1}, recordings_per_patient=2,
+                    min_duration_s=40, max_duration_s=60, seizure_recording_fraction=0.5, broken_files=3)
 PATH = re.compile(r"^edf/(train|dev|eval)/([a-z]{8})/(s\d{3})_(\d{4})/(01_tcp_ar|02_tcp_le|03_tcp_ar_a)/"
                   r"\2_\3_t\d{3}\.edf$")
 
@@ -186,8 +194,9 @@ def test_rerun_replaces_own_corpus_but_refuses_foreign_tree(tmp_path: Path) -> N
 
 def test_seizures_stand_out_at_the_onset_site() -> None:
     """Learnable: the ictal band power at the onset site rises well above the same site's background."""
-    config = SynthConfig(seed=3, patients={"train": 6, "dev": 0, "eval": 0}, recordings_per_patient=1,
-                         min_duration_s=120, max_duration_s=120, seizure_recording_fraction=1.0, broken_files=0)
+    config = synth_config(seed=3, patients={"train": 6, "dev": 0, "eval": 0}, recordings_per_patient=1,
+                          min_duration_s=120, max_duration_s=120, seizure_recording_fraction=1.0,
+                          broken_files=0)
     ratios = []
     for spec in make_plan(config).recordings:
         seizure = spec.seizures[0]

@@ -1,10 +1,11 @@
-"""Training loop: learning, bit-exact resume, best.pt selection, checkpoints, NaN guard, logging, split."""
+"""Training: the stage driver, learning, bit-exact resume, best.pt selection, checkpoints, NaN guard, logging, split."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+import random
 import struct
 from pathlib import Path
 
@@ -13,33 +14,42 @@ import pandas as pd
 import pytest
 import torch
 
-from szflow.config import HardwareConfig, Params, SharedParams
+from szflow.cache import SplitStore, TrainingWindowSampler
+from szflow.config import Params, load_params
 from szflow.errors import SzflowError
+from szflow.model import load_detector
 from szflow.model.checkpoint import load_checkpoint
-from szflow.train import loop as train_loop
+from szflow.remote.ddp import spawn
+from szflow.scoring import ProbabilityTrack
+from szflow.stages import train as train_stage
+from szflow.train import trainer as train_trainer
+from szflow.train.distributed import GlobalBatches, rank_slice
 from szflow.train.logging import RunLogger, resolve_wandb_mode
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine, warmup_cosine_factor
+from szflow.train.selection import selection_target, validation_metrics
 from szflow.train.split import split_by_patient
 from szflow.train.state import capture_rng_state, restore_rng_state, seed_everything
 from szflow.train.toy import toy_recordings, write_toy_store
 
-TINY_MODEL = {"n_layers": 1, "d_model": 16, "d_state": 4, "encoder_channels": [8, 16], "chunk_size": 16,
-              "dropout": 0.1}
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "model.n_layers": 1, "model.d_model": 16, "model.d_state": 4, "model.encoder_channels": [8, 16],
+    "model.chunk_size": 16, "model.dropout": 0.1,
+    "train.max_steps": 8, "train.eval_every_steps": 4, "train.checkpoint_every_steps": 2, "train.warmup_steps": 2,
+    "train.lr": 3e-3, "train.val_fraction": 0.34, "train.patience_evals": 10,
+    # 4 s windows (16 frames) keep each step to milliseconds.
+    "sampler.window_s": 4.0, "sampler.inference_overlap_s": 1.0,
+    "eval.threshold_grid": [0.2, 0.5, 0.8], "eval.smoothing_grid_s": [0.0], "eval.min_duration_grid_s": [0.0],
+    "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None],
+    "hardware.train_batch_size": 4, "hardware.inference_batch_size": 8, "hardware.precision": "fp32",
+    "hardware.num_workers": 0,
+}
 
 
-def tiny_params(root: Path, hardware: dict | None = None, sampler: dict | None = None, **train) -> Params:
-    train = {"max_steps": 8, "eval_every_steps": 4, "checkpoint_every_steps": 2, "warmup_steps": 2, "lr": 3e-3,
-             "val_fraction": 0.34, "patience_evals": 10, **train}
-    shared = SharedParams.model_validate({
-        "model": TINY_MODEL, "train": train,
-        # 4 s windows (16 frames) keep each step to milliseconds.
-        "sampler": {"window_s": 4.0, "inference_overlap_s": 1.0, **(sampler or {})},
-        "eval": {"threshold_grid": [0.2, 0.5, 0.8], "smoothing_grid_s": [0.0], "min_duration_grid_s": [0.0],
-                 "merge_gap_grid_s": [0.0]},
-    })
-    hw = HardwareConfig.model_validate({"train_batch_size": 4, "inference_batch_size": 8, **(hardware or {})})
-    return Params(shared=shared, hardware=hw, root=str(root))
+def tiny_params(**overrides) -> Params:
+    """params.yaml with the tiny model and run above; `overrides` are dotted keys as in load_params."""
+    return load_params(REPO, hw="local", overrides={**TINY, **overrides})
 
 
 @pytest.fixture
@@ -48,8 +58,9 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(params: Params, workdir: Path, **kwargs) -> dict:
-    return train_loop.run_train_stage(params, workdir, progress=False, **kwargs)
+def _run(params: Params, workdir: Path, on_step=None) -> dict:
+    store = SplitStore.open(workdir / "data" / "cache", "train")
+    return train_trainer.Trainer(params, store, train_stage.train_paths(workdir), progress=False).fit(on_step)
 
 
 def _curve(workdir: Path, name: str) -> pd.DataFrame:
@@ -62,8 +73,9 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- the loop
-def test_loss_decreases_and_outputs_are_written(workdir):
-    result = _run(tiny_params(workdir, max_steps=24, eval_every_steps=12, checkpoint_every_steps=12), workdir)
+def test_the_stage_learns_and_writes_every_output(workdir):
+    params = tiny_params(**{"train.max_steps": 24, "train.eval_every_steps": 12, "train.checkpoint_every_steps": 12})
+    result = train_stage.run(params, workdir)
     loss = _curve(workdir, "train/loss")["loss"].to_numpy()
     assert len(loss) == 24
     assert loss[-6:].mean() < 0.7 * loss[:3].mean()
@@ -78,18 +90,18 @@ def test_loss_decreases_and_outputs_are_written(workdir):
     assert list(val["step"]) == [12, 24]
 
 
-@pytest.mark.parametrize(("ema_decay", "hard_background_weight"), [(0.0, 0.0), (0.9, 0.0), (0.0, 0.5)])
-def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay, hard_background_weight, caplog):
-    params = {"max_steps": 10, "eval_every_steps": 5, "checkpoint_every_steps": 3, "ema_decay": ema_decay,
-              "sampler": {"hard_background_weight": hard_background_weight,
-                          "hard_background_top_fraction": 0.1}}
+@pytest.mark.parametrize("hard_background_weight", [0.0, 0.5])
+def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog):
+    params = tiny_params(**{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
+                            "sampler.hard_background_weight": hard_background_weight,
+                            "sampler.hard_background_top_fraction": 0.1})
     caplog.set_level(logging.INFO, logger="szflow.train")
     runs = {}
     for name in ("straight", "resumed"):
         root = tmp_path / name
         write_toy_store(root / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
         runs[name] = root
-    _run(tiny_params(runs["straight"], **params), runs["straight"])
+    _run(params, runs["straight"])
 
     class Killed(Exception):
         pass
@@ -100,16 +112,12 @@ def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay, hard_background_weigh
 
     resumed = runs["resumed"]
     with pytest.raises(Killed):
-        _run(tiny_params(resumed, **params), resumed, on_step=kill)
+        _run(params, resumed, on_step=kill)
     assert load_checkpoint(resumed / "models" / "last.pt").step == 6
-    result = _run(tiny_params(resumed, **params), resumed)
+    result = _run(params, resumed)
     assert result["resumed_from_step"] == 6 and result["steps"] == 10
     assert _same_weights(runs["straight"] / "models" / "last.pt", resumed / "models" / "last.pt")
     assert _same_weights(runs["straight"] / "models" / "best.pt", resumed / "models" / "best.pt")
-    if ema_decay:
-        averages = [load_checkpoint(r / "models" / "last.pt").training_state["ema"]["averaged"]
-                    for r in (runs["straight"], resumed)]
-        assert all(torch.equal(averages[0][k], averages[1][k]) for k in averages[0])
     # The curves of the replayed steps are not duplicated and match the uninterrupted run.
     pd.testing.assert_frame_equal(_curve(runs["straight"], "train/loss"), _curve(resumed, "train/loss"))
     hard_lines = [r.getMessage() for r in caplog.records if "hard background windows" in r.getMessage()]
@@ -118,18 +126,19 @@ def test_kill_and_resume_is_bit_exact(tmp_path, ema_decay, hard_background_weigh
         assert all(" 0 window starts" not in line for line in hard_lines)
 
 
+SHORT = {"train.max_steps": 4, "train.eval_every_steps": 4, "train.checkpoint_every_steps": 2}
+
+
 def test_changed_params_start_fresh_with_a_log_line(workdir, caplog):
-    _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2), workdir)
+    _run(tiny_params(**SHORT), workdir)
     with caplog.at_level(logging.INFO, logger="szflow.train"):
-        result = _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2, lr=1e-3),
-                      workdir)
+        result = _run(tiny_params(**SHORT, **{"train.lr": 1e-3}), workdir)
     assert result["resumed_from_step"] is None
     assert "not resuming" in caplog.text and "params hash" in caplog.text
     # A finished run with the same params resumes as finished: nothing is retrained.
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="szflow.train"):
-        again = _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2, lr=1e-3),
-                     workdir)
+        again = _run(tiny_params(**SHORT, **{"train.lr": 1e-3}), workdir)
     assert again["resumed_from_step"] == 4 and again["val_auroc"] == result["val_auroc"]
 
 
@@ -149,9 +158,9 @@ def test_best_checkpoint_follows_the_selection_metric_and_early_stops(workdir, m
         seen_steps.append(len(tracks))
         return {**next(script), "val_fa_per_24h": 1.0, "val_threshold": 0.5, "val_selection_fa_per_24h": 10.0}
 
-    monkeypatch.setattr(train_loop, "validation_metrics", scripted)
-    result = _run(tiny_params(workdir, max_steps=20, eval_every_steps=2, checkpoint_every_steps=4,
-                              patience_evals=2), workdir)
+    monkeypatch.setattr(train_trainer, "validation_metrics", scripted)
+    result = _run(tiny_params(**{"train.max_steps": 20, "train.eval_every_steps": 2,
+                                 "train.checkpoint_every_steps": 4, "train.patience_evals": 2}), workdir)
     assert result["best_step"] == 6 and result["stopped_early"] and result["steps"] == 10
     assert result["val_auroc"] == 0.85 and result["val_sensitivity_at_10fa"] == 0.75
     best = load_checkpoint(workdir / "models" / "best.pt")
@@ -161,63 +170,56 @@ def test_best_checkpoint_follows_the_selection_metric_and_early_stops(workdir, m
     assert len(seen_steps) == 5
 
 
-def test_validation_metrics_use_string_keys_and_the_real_scorer(workdir):
-    from szflow.scoring import ProbabilityTrack
-
-    params = tiny_params(workdir)
+def test_validation_metrics_use_string_keys_and_the_real_scorer():
+    params = tiny_params()
     perfect = ProbabilityTrack("a", np.r_[np.zeros(40), np.ones(40), np.zeros(40)].astype(np.float32), 4.0, 30.0,
                                [(10.0, 20.0)])
-    metrics = train_loop.validation_metrics([perfect], params)
+    metrics = validation_metrics([perfect], params)
     assert metrics["val_sensitivity_at_10fa"] == 1.0 and metrics["val_auroc"] == 1.0
     assert all(isinstance(k, str) for k in metrics)
     # Alarms everywhere: no setting reaches <= 10 FA/24h, so the selection sensitivity is 0.
     noisy = ProbabilityTrack("b", np.tile([0.0, 1.0], 60).astype(np.float32), 4.0, 30.0, [(10.0, 20.0)])
-    assert train_loop.validation_metrics([noisy], params)["val_sensitivity_at_10fa"] == 0.0
+    assert validation_metrics([noisy], params)["val_sensitivity_at_10fa"] == 0.0
 
 
-def test_selection_allows_one_false_alarm_when_validation_is_too_short_for_the_target(workdir):
-    from szflow.scoring import ProbabilityTrack
-
-    params = tiny_params(workdir)
+def test_selection_allows_one_false_alarm_when_validation_is_too_short_for_the_target():
+    params = tiny_params()
     day = 86_400.0
     # 4 h: 10 FA/24h allows one false alarm (6 FA/24h) -> the target stays 10.
-    assert train_loop.selection_target([ProbabilityTrack("a", np.zeros(1), 4.0, 4 * 3600.0)], 10) == 10.0
+    assert selection_target([ProbabilityTrack("a", np.zeros(1), 4.0, 4 * 3600.0)], 10) == 10.0
     # 1 h: one false alarm is 24 FA/24h; the bound becomes one alarm, not zero alarms.
     short = [ProbabilityTrack("a", np.zeros(1), 4.0, 1800.0), ProbabilityTrack("b", np.zeros(1), 4.0, 1800.0)]
-    assert train_loop.selection_target(short, 10) == pytest.approx(day / 3600.0)
+    assert selection_target(short, 10) == pytest.approx(day / 3600.0)
     # A detected seizure plus one false alarm in a 1 h validation set still counts as found.
     probs = np.zeros(4 * 3600, np.float32)
     probs[4 * 100:4 * 120] = 1.0  # the seizure
     probs[4 * 2000:4 * 2010] = 1.0  # one false alarm
     track = ProbabilityTrack("a", probs, 4.0, 3600.0, [(100.0, 120.0)])
-    metrics = train_loop.validation_metrics([track], params)
+    metrics = validation_metrics([track], params)
     assert metrics["val_sensitivity_at_10fa"] == 1.0 and metrics["val_fa_per_24h"] == pytest.approx(24.0)
     assert metrics["val_selection_fa_per_24h"] == pytest.approx(24.0)
 
 
 def test_last_checkpoint_round_trips_with_training_state(workdir):
-    _run(tiny_params(workdir, max_steps=4, eval_every_steps=4, checkpoint_every_steps=2), workdir)
+    _run(tiny_params(**SHORT), workdir)
     path = workdir / "models" / "last.pt"
     raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled objects inside
-    assert raw["params_hash"] == train_loop.run_params_hash(tiny_params(workdir, max_steps=4, eval_every_steps=4,
-                                                                         checkpoint_every_steps=2))
-    auto = tiny_params(workdir, {"precision": "auto"})
+    assert raw["params_hash"] == train_trainer.run_params_hash(tiny_params(**SHORT))
+    auto = tiny_params(**{"hardware.precision": "auto"})
     # The hash holds the resolved precision: `auto` on a machine that resolves it differently is another run.
-    assert train_loop.run_params_hash(auto, "fp32") == train_loop.run_params_hash(tiny_params(workdir))
-    assert train_loop.run_params_hash(auto, "bf16") != train_loop.run_params_hash(auto, "fp32")
-    ckpt = load_checkpoint(path, expected_config=tiny_params(workdir).model)
+    assert train_trainer.run_params_hash(auto, "fp32") == train_trainer.run_params_hash(tiny_params())
+    assert train_trainer.run_params_hash(auto, "bf16") != train_trainer.run_params_hash(auto, "fp32")
+    ckpt = load_checkpoint(path, expected_config=tiny_params().model)
     state = ckpt.training_state
     for key in ("optimizer", "scheduler", "scaler", "sampler", "rng", "selection"):
         assert key in state
     assert state["sampler"]["position"] == 4 * 4
-    from szflow.model import load_detector
-
-    model, _ = load_detector(workdir / "models" / "best.pt", expected_config=tiny_params(workdir).model)
+    model, _ = load_detector(workdir / "models" / "best.pt", expected_config=tiny_params().model)
     assert model(torch.zeros(1, 19, 1024)).shape == (1, 16)
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(workdir, monkeypatch):
-    real = train_loop.masked_loss
+    real = train_trainer.masked_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -225,17 +227,17 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(workdir, mon
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(train_loop, "masked_loss", poisoned)
+    monkeypatch.setattr(train_trainer, "masked_loss", poisoned)
     with pytest.raises(SzflowError, match="at step 3"):
-        _run(tiny_params(workdir, max_steps=8, checkpoint_every_steps=2), workdir)
+        _run(tiny_params(**{"train.max_steps": 8, "train.checkpoint_every_steps": 2}), workdir)
     ckpt = load_checkpoint(workdir / "models" / "last.pt")
     assert ckpt.step == 2
     assert all(torch.isfinite(v).all() for v in ckpt.state_dict.values() if v.is_floating_point())
 
 
 def test_grad_accumulation_and_bf16_run(workdir):
-    result = _run(tiny_params(workdir, {"grad_accumulation": 2, "precision": "bf16"}, max_steps=2,
-                              eval_every_steps=2), workdir)
+    result = _run(tiny_params(**{"hardware.grad_accumulation": 2, "hardware.precision": "bf16",
+                                 "train.max_steps": 2, "train.eval_every_steps": 2}), workdir)
     assert result["windows_seen"] == 2 * 4 * 2 and math.isfinite(result["val_auroc"])
 
 
@@ -270,7 +272,8 @@ def test_wandb_offline_run_records_the_metrics(workdir, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(workdir))
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    _run(tiny_params(workdir, max_steps=4, eval_every_steps=2, checkpoint_every_steps=4), workdir)
+    _run(tiny_params(**{"train.max_steps": 4, "train.eval_every_steps": 2, "train.checkpoint_every_steps": 4}),
+         workdir)
     run_files = list((workdir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(run_files) == 1
     history: dict[str, list[float]] = {}
@@ -331,14 +334,12 @@ def test_masked_loss_ignores_padding_and_weights_positives():
     logits = torch.tensor([[2.0, -1.0, float("nan")]])
     targets = torch.tensor([[1.0, 0.0, 1.0]])
     mask = torch.tensor([[True, True, False]])
-    bce = masked_loss(logits, targets, mask, kind="bce", pos_weight=1.0)
+    bce = masked_loss(logits, targets, mask, pos_weight=1.0)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, :2], targets[:, :2])
     assert torch.allclose(bce, expected)
-    heavier = masked_loss(logits, targets, mask, kind="bce", pos_weight=3.0)
+    heavier = masked_loss(logits, targets, mask, pos_weight=3.0)
     assert heavier > bce
-    focal = masked_loss(logits, targets, mask, kind="focal", focal_gamma=2.0)
-    assert torch.isfinite(focal) and focal < bce  # easy frames are down-weighted
-    assert masked_loss(logits[:, :2], targets[:, :2], kind="focal", focal_gamma=0.0) == pytest.approx(float(bce))
+    assert masked_loss(logits[:, :2], targets[:, :2], pos_weight=1.0) == pytest.approx(float(bce))
 
 
 def test_warmup_cosine_schedule():
@@ -361,37 +362,29 @@ def test_warmup_cosine_schedule():
 def test_rng_state_round_trip():
     seed_everything(3)
     state = capture_rng_state()
-    first = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    first = (torch.rand(3), np.random.rand(3), random.random())
     restore_rng_state(state)
-    second = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    second = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
 
 
 # ----------------------------------------------------------------------------- distributed
 def _ddp_rank(rank: int, world_size: int, params: Params, workdir: str) -> None:
-    train_loop.run_train_stage(params, Path(workdir), progress=False)
+    _run(params, Path(workdir))
 
 
 def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch):
-    """torchrun's contract (szflow.remote.ddp): N ranks with B/N windows each give the weights of one
-    process with B windows (dropout off: each rank would draw its own masks)."""
-    from szflow.remote.ddp import spawn
-
+    """torchrun's contract (szflow.train.distributed): N ranks with B/N windows each give the weights of
+    one process with B windows (dropout off: each rank would draw its own masks)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    model = {**TINY_MODEL, "dropout": 0.0}
     roots = {}
     for name in ("single", "ddp"):
         roots[name] = tmp_path / name
         write_toy_store(roots[name] / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
-    overrides = {"max_steps": 3, "eval_every_steps": 3, "checkpoint_every_steps": 3}
-
-    def params_for(root: Path) -> Params:
-        params = tiny_params(root, **overrides)
-        return Params(shared=params.shared.model_copy(update={"model": params.model.model_copy(update=model)}),
-                      hardware=params.hardware, root=str(root))
-
-    _run(params_for(roots["single"]), roots["single"])
-    spawn(_ddp_rank, world_size=2, args=(params_for(roots["ddp"]), str(roots["ddp"])), backend="gloo")
+    params = tiny_params(**{"train.max_steps": 3, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 3,
+                            "model.dropout": 0.0})
+    _run(params, roots["single"])
+    spawn(_ddp_rank, world_size=2, args=(params, str(roots["ddp"])), backend="gloo")
     single = load_checkpoint(roots["single"] / "models" / "last.pt")
     ddp = load_checkpoint(roots["ddp"] / "models" / "last.pt")
     assert ddp.step == single.step == 3
@@ -402,15 +395,12 @@ def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch
 
 
 def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path):
-    from szflow.cache import SplitStore, TrainingWindowSampler
-    from szflow.remote.ddp import rank_slice
-
     write_toy_store(tmp_path, "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
     store = SplitStore.open(tmp_path, "train")
 
     def batches(part: slice, n: int = 3) -> list:
         sampler = TrainingWindowSampler(store, window_s=4.0, seed=5, num_windows=12)
-        it = iter(train_loop.GlobalBatches(sampler, 4, part))
+        it = iter(GlobalBatches(sampler, 4, part))
         return [next(it) for _ in range(n)]
 
     whole = batches(slice(None))
@@ -419,31 +409,3 @@ def test_global_batches_give_each_rank_its_slice_of_the_same_draws(tmp_path):
     assert [a + b for a, b in zip(ranks[0], ranks[1], strict=True)] == whole
     # Past the sampler's epoch the draws continue (a new epoch), never stop the loop.
     assert len(batches(slice(None), n=5)) == 5
-
-
-# ----------------------------------------------------------------------------- weight averaging
-def test_weight_average_follows_the_warmed_up_decay():
-    from szflow.train.averaging import WeightAverage, warmed_decay
-
-    model = torch.nn.Linear(3, 2)
-    average = WeightAverage(model, decay=0.9)
-    expected = None
-    for n in range(30):
-        with torch.no_grad():
-            model.weight.add_(torch.randn_like(model.weight))
-        average.update(model)
-        current = model.weight.detach().clone()
-        expected = current if expected is None else expected + (current - expected) * (1 - warmed_decay(0.9, n))
-        torch.testing.assert_close(average.module.weight, expected)
-    assert warmed_decay(0.9, 1) == pytest.approx(2 / 11) and warmed_decay(0.9, 1000) == 0.9
-    assert not torch.equal(average.module.weight, model.weight)
-
-
-def test_best_checkpoint_holds_the_averaged_weights(workdir):
-    _run(tiny_params(workdir, max_steps=6, eval_every_steps=6, checkpoint_every_steps=6, ema_decay=0.9), workdir)
-    best = load_checkpoint(workdir / "models" / "best.pt")
-    last = load_checkpoint(workdir / "models" / "last.pt")
-    averaged = last.training_state["ema"]["averaged"]
-    assert best.step == 6
-    assert all(torch.equal(best.state_dict[k], averaged[f"module.{k}"]) for k in best.state_dict)
-    assert any(not torch.equal(best.state_dict[k], last.state_dict[k]) for k in best.state_dict)

@@ -30,7 +30,6 @@ from scipy.stats import rankdata
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
 
-SAMPLE_RATE_HZ = 256
 BANDS_HZ: dict[str, tuple[float, float]] = {
     "delta": (1.0, 4.0),
     "theta": (4.0, 8.0),
@@ -53,9 +52,9 @@ class Baseline:
     weights: list[float]
     bias: float
     frame_rate_hz: float
+    sample_rate_hz: int  # of the EEG it was fitted on (the cache's, preprocess.sample_rate_hz)
     smoothing_s: float = 4.0
     fft_window_s: float = 1.0
-    sample_rate_hz: int = SAMPLE_RATE_HZ
     fit_info: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -107,7 +106,7 @@ def _moving_average(values: np.ndarray, width: int) -> np.ndarray:
     return (csum[..., hi] - csum[..., lo]) / (hi - lo)
 
 
-def frame_features(signal: np.ndarray, frame_rate_hz: float, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
+def frame_features(signal: np.ndarray, frame_rate_hz: float, *, sample_rate_hz: int,
                    smoothing_s: float = 4.0, fft_window_s: float = 1.0) -> np.ndarray:
     """(channels, samples) EEG -> (frames, features) with frames = ceil(samples / samples-per-frame)."""
     spf = sample_rate_hz / frame_rate_hz
@@ -203,10 +202,14 @@ def fit_baseline_with_scores(store, recording_ids: Sequence[str], frame_rate_hz:
                              ) -> tuple[Baseline, dict[str, np.ndarray]]:
     """`fit_baseline`, plus the fitted baseline's per-frame scores of every recording it was fitted on
     (what `baseline_scores` gives for them), computed from the features the fit already has."""
+    sample_rate_hz = int(store.sample_rate_hz)
+    if sample_rate_hz != store.sample_rate_hz:
+        raise SzflowError(f"baseline: the cache's sample rate {store.sample_rate_hz} Hz is not a whole number")
     feats, labels = [], []
     for rid in recording_ids:
         signal, intervals, _ = _recording(store, rid)
-        f = frame_features(signal, frame_rate_hz, smoothing_s=smoothing_s, fft_window_s=fft_window_s)
+        f = frame_features(signal, frame_rate_hz, sample_rate_hz=sample_rate_hz, smoothing_s=smoothing_s,
+                           fft_window_s=fft_window_s)
         feats.append(f)
         labels.append(frame_labels(intervals, len(f), frame_rate_hz))
     if not feats:
@@ -217,8 +220,8 @@ def fit_baseline_with_scores(store, recording_ids: Sequence[str], frame_rate_hz:
     scores = _sigmoid(((X - mean) / std) @ weights + bias)
     baseline = Baseline(
         feature_names=feature_names(), mean=mean.tolist(), std=std.tolist(), weights=weights.tolist(),
-        bias=bias, frame_rate_hz=float(frame_rate_hz), smoothing_s=float(smoothing_s),
-        fft_window_s=float(fft_window_s),
+        bias=bias, frame_rate_hz=float(frame_rate_hz), sample_rate_hz=sample_rate_hz,
+        smoothing_s=float(smoothing_s), fft_window_s=float(fft_window_s),
         fit_info={"recordings": len(feats), "frames": len(y), "seizure_frames": int(y.sum()),
                   "train_frame_auroc": frame_auroc(scores, y)},
     )

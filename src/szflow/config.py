@@ -1,6 +1,7 @@
 """One typed schema for `params.yaml` (shared settings) merged with `params/<hw>.yaml` (hardware).
 
-Unknown keys and wrong types fail with a message naming the file and the dotted key.
+The files are the only source of the values: the schema has no defaults, and unknown keys,
+missing keys and wrong types fail with a message naming the file and the dotted key.
 Profiles hold hardware only, under one top key `hardware:` so that `dvc.api.params_show` (which
 merges files flat) never mixes a profile key into the shared sections.
 """
@@ -20,6 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from szflow.errors import ConfigError
 
 SPLITS = ("train", "dev", "eval")
+# The 19 electrodes of the 10-20 system, in the channel order of every array szflow writes (DESIGN.md §4).
+ELECTRODES: tuple[str, ...] = (
+    "FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
+    "F7", "F8", "T3", "T4", "T5", "T6", "FZ", "CZ", "PZ",
+)
 
 
 class _Strict(BaseModel):
@@ -27,20 +33,22 @@ class _Strict(BaseModel):
 
 
 # ----------------------------------------------------------------------------- shared sections
+# No field has a default: params.yaml and params/<hw>.yaml set every key, so a key missing from a
+# file is an error naming the file and key, not a silent second value.
 class DataConfig(_Strict):
-    source: Literal["synthetic", "tusz", "bids"] = "synthetic"
+    source: Literal["synthetic", "tusz", "bids"]
     # Corpus root: for `synthetic` the folder the synth stage writes; for tusz/bids the dataset root.
-    root: str = "data/synth"
+    root: str
 
 
 class SynthConfig(_Strict):
-    seed: int = 0
-    patients: dict[str, int] = Field(default_factory=lambda: {"train": 10, "dev": 4, "eval": 4})
-    recordings_per_patient: int = Field(2, ge=1)
-    min_duration_s: float = Field(240.0, gt=10)
-    max_duration_s: float = Field(600.0, gt=10)
-    seizure_recording_fraction: float = Field(0.5, ge=0, le=1)
-    broken_files: int = Field(3, ge=0)
+    seed: int
+    patients: dict[str, Annotated[int, Field(ge=0)]]
+    recordings_per_patient: int = Field(ge=1)
+    min_duration_s: float = Field(gt=10)
+    max_duration_s: float = Field(gt=10)
+    seizure_recording_fraction: float = Field(ge=0, le=1)
+    broken_files: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
@@ -53,15 +61,15 @@ class SynthConfig(_Strict):
 
 
 class PreprocessConfig(_Strict):
-    sample_rate_hz: int = 256
-    bandpass_hz: tuple[float, float] = (0.5, 120.0)
-    bandpass_order: int = Field(4, ge=1, le=10)
-    notch_hz: float | None = 60.0
-    notch_quality: float = Field(30.0, gt=0)
-    normalisation: Literal["median_iqr", "mean_std"] = "median_iqr"
-    clip: float = Field(10.0, gt=0)
-    num_workers: int = Field(2, ge=0)
-    max_failed_fraction: float = Field(0.25, ge=0, le=1)
+    sample_rate_hz: int = Field(gt=0)
+    bandpass_hz: tuple[float, float]
+    bandpass_order: int = Field(ge=1, le=10)
+    notch_hz: float | None  # null: no notch filter
+    notch_quality: float = Field(gt=0)
+    normalisation: Literal["median_iqr", "mean_std"]
+    clip: float = Field(gt=0)
+    num_workers: int = Field(ge=0)
+    max_failed_fraction: float = Field(ge=0, le=1)
 
     @field_validator("bandpass_hz")
     @classmethod
@@ -72,17 +80,17 @@ class PreprocessConfig(_Strict):
 
 
 class SamplerConfig(_Strict):
-    window_s: float = Field(60.0, gt=0)
+    window_s: float = Field(gt=0)
     # Relative weights of training windows that hold mostly seizure, part seizure, or none.
-    seizure_weight: float = Field(0.4, ge=0)
-    partial_weight: float = Field(0.3, ge=0)
-    background_weight: float = Field(0.3, ge=0)
+    seizure_weight: float = Field(ge=0)
+    partial_weight: float = Field(ge=0)
+    background_weight: float = Field(ge=0)
     # Seizure-free windows around the training frames the classical baseline scores highest (the
     # top `hard_background_top_fraction` of background frames): seizure-like artifacts
     # (szflow.train.hard_negatives). 0 turns the class off.
-    hard_background_weight: float = Field(0.0, ge=0)
-    hard_background_top_fraction: float = Field(0.02, gt=0, le=1)
-    inference_overlap_s: float = Field(10.0, ge=0)
+    hard_background_weight: float = Field(ge=0)
+    hard_background_top_fraction: float = Field(gt=0, le=1)
+    inference_overlap_s: float = Field(ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
@@ -94,64 +102,48 @@ class SamplerConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    in_channels: int = 19
-    frame_rate_hz: float = Field(4.0, gt=0)
-    # "mixed": the first convolution mixes all electrodes. "per_electrode": one temporal conv stack
-    # shared by every electrode, then pooled across electrodes, so a rhythm learnt at one site is
-    # recognised at every site (docs/model.md).
-    encoder: Literal["mixed", "per_electrode"] = "mixed"
-    encoder_channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
-    # per_electrode only: features per electrode kept in electrode order (where the activity is).
-    encoder_spatial_channels: int = Field(8, ge=0)
-    n_layers: int = Field(6, ge=1)
-    d_model: int = Field(512, ge=8)
-    d_state: int = Field(16, ge=1)
-    d_conv: int = Field(4, ge=1)
-    expand: int = Field(2, ge=1)
-    chunk_size: int = Field(64, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    # One input channel per electrode (SharedParams checks it against ELECTRODES; the model itself
+    # takes any count, so its unit tests can use small ones).
+    in_channels: int = Field(ge=1)
+    frame_rate_hz: float = Field(gt=0)
+    encoder_channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    # Features per electrode kept in electrode order (where the activity is).
+    encoder_spatial_channels: int = Field(ge=0)
+    n_layers: int = Field(ge=1)
+    d_model: int = Field(ge=8)
+    d_state: int = Field(ge=1)
+    d_conv: int = Field(ge=1)
+    expand: int = Field(ge=1)
+    chunk_size: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)
 
 
 class TrainConfig(_Strict):
-    seed: int = 0
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    val_seed: int = 0
-    loss: Literal["bce", "focal"] = "bce"
-    pos_weight: float = Field(2.0, gt=0)
-    focal_gamma: float = Field(2.0, ge=0)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(20, ge=0)
-    max_steps: int = Field(300, ge=1)
-    eval_every_steps: int = Field(50, ge=1)
-    checkpoint_every_steps: int = Field(25, ge=1)
-    patience_evals: int = Field(4, ge=1)
-    grad_clip: float = Field(1.0, gt=0)
-    # Exponential moving average of the weights, validated and saved as best.pt; 0 turns it off.
-    ema_decay: float = Field(0.0, ge=0, lt=1)
-    selection_fa_per_24h: int = Field(10, ge=0)
-
-
-class PostprocessConfig(_Strict):
-    smoothing_s: float = Field(2.0, ge=0)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    hysteresis_low: float | None = None
-    min_duration_s: float = Field(5.0, ge=0)
-    merge_gap_s: float = Field(5.0, ge=0)
+    seed: int
+    val_fraction: float = Field(gt=0, lt=1)
+    val_seed: int
+    pos_weight: float = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    max_steps: int = Field(ge=1)
+    eval_every_steps: int = Field(ge=1)
+    checkpoint_every_steps: int = Field(ge=1)
+    patience_evals: int = Field(ge=1)
+    grad_clip: float = Field(gt=0)
+    selection_fa_per_24h: int = Field(ge=0)
 
 
 class EvalConfig(_Strict):
     # Integers or strings only as keys downstream: never floats (DESIGN.md §10).
-    operating_points_fa_per_24h: list[float] = Field(default_factory=lambda: [10, 5, 2.5, 1])
-    threshold_grid: list[float] = Field(
-        default_factory=lambda: [round(0.05 * i, 2) for i in range(2, 20)]
-    )
-    smoothing_grid_s: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0])
-    min_duration_grid_s: list[float] = Field(default_factory=lambda: [0.0, 5.0, 10.0])
-    merge_gap_grid_s: list[float] = Field(default_factory=lambda: [0.0, 10.0])
+    operating_points_fa_per_24h: list[float] = Field(min_length=1)
+    threshold_grid: list[float] = Field(min_length=1)
+    smoothing_grid_s: list[float] = Field(min_length=1)
+    min_duration_grid_s: list[float] = Field(min_length=1)
+    merge_gap_grid_s: list[float] = Field(min_length=1)
     # Lower thresholds that extend an event once the threshold is crossed; null: no hysteresis.
-    hysteresis_low_grid: list[Annotated[float, Field(gt=0, lt=1)] | None] = Field(default_factory=lambda: [None])
-    timeline_recordings: int = Field(4, ge=0)
+    hysteresis_low_grid: list[Annotated[float, Field(gt=0, lt=1)] | None] = Field(min_length=1)
+    timeline_recordings: int = Field(ge=0)
 
     def tuning_grid(self) -> dict[str, list]:
         """The post-processing grid as keyword arguments of `tune_operating_points`."""
@@ -163,38 +155,49 @@ class EvalConfig(_Strict):
 
 
 class SharedParams(_Strict):
-    hw: str = "local"
-    data: DataConfig = DataConfig()
-    synth: SynthConfig = SynthConfig()
-    preprocess: PreprocessConfig = PreprocessConfig()
-    sampler: SamplerConfig = SamplerConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    postprocess: PostprocessConfig = PostprocessConfig()
-    eval: EvalConfig = EvalConfig()
+    hw: str
+    data: DataConfig
+    synth: SynthConfig
+    preprocess: PreprocessConfig
+    sampler: SamplerConfig
+    model: ModelConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> SharedParams:
+        if self.model.in_channels != len(ELECTRODES):
+            raise ValueError(f"model.in_channels ({self.model.in_channels}) must be {len(ELECTRODES)}, "
+                             f"one per electrode that preprocessing keeps ({' '.join(ELECTRODES)})")
+        samples = self.preprocess.sample_rate_hz / self.model.frame_rate_hz
+        if samples != int(samples):
+            raise ValueError(f"model.frame_rate_hz ({self.model.frame_rate_hz:g}) must divide "
+                             f"preprocess.sample_rate_hz ({self.preprocess.sample_rate_hz}) into whole "
+                             "samples per frame")
+        return self
 
 
 # ----------------------------------------------------------------------------- hardware profile
 class HardwareConfig(_Strict):
-    executor: Literal["local", "modal"] = "local"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    gpu: str | None = None
-    gpus: int = Field(1, ge=1)
-    cpus: float = Field(2.0, gt=0)
-    memory_mb: int = Field(8192, gt=0)
-    timeout_s: int = Field(6 * 3600, gt=0)
-    retries: int = Field(2, ge=0)
-    train_batch_size: int = Field(8, ge=1)
-    inference_batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
-    pin_memory: bool = False
-    persistent_workers: bool = False
-    prefetch_factor: int | None = None
+    executor: Literal["local", "modal"]
+    device: Literal["auto", "cpu", "cuda"]
+    gpu: str | None  # Modal GPU string (e.g. A100-80GB); null for the local executor
+    gpus: int = Field(ge=1)
+    cpus: float = Field(gt=0)
+    memory_mb: int = Field(gt=0)
+    timeout_s: int = Field(gt=0)
+    retries: int = Field(ge=0)
+    train_batch_size: int = Field(ge=1)
+    inference_batch_size: int = Field(ge=1)
+    num_workers: int = Field(ge=0)
+    pin_memory: bool
+    persistent_workers: bool
+    prefetch_factor: int | None = Field(ge=1)  # null: torch's default; must be null when num_workers is 0
     # auto: bf16 where the device has native bf16 (CUDA, a CPU with AVX512-BF16/AMX), else fp32.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
-    grad_accumulation: int = Field(1, ge=1)
-    mamba_impl: Literal["auto", "torch", "cuda"] = "auto"
-    wandb_mode: Literal["online", "offline", "disabled"] = "disabled"
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    grad_accumulation: int = Field(ge=1)
+    mamba_impl: Literal["auto", "torch", "cuda"]
+    wandb_mode: Literal["online", "offline", "disabled"]
 
     @model_validator(mode="after")
     def _check(self) -> HardwareConfig:
@@ -248,10 +251,6 @@ class Params(BaseModel):
         return self.shared.train
 
     @property
-    def postprocess(self) -> PostprocessConfig:
-        return self.shared.postprocess
-
-    @property
     def eval(self) -> EvalConfig:
         return self.shared.eval
 
@@ -268,9 +267,13 @@ class Params(BaseModel):
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
+        key = ".".join(str(part) for part in item["loc"])
+        if not key:  # a check across sections names its keys itself
+            lines.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{key}'")
+        elif item["type"] == "missing":
+            lines.append(f"{path}: missing key '{key}'")
         else:
             lines.append(f"{path}: key '{key}': {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
@@ -335,7 +338,9 @@ def load_params(root: str | Path = ".", hw: str | None = None,
     shared_data = _read_yaml(shared_path)
     if hw is not None:
         shared_data["hw"] = hw
-    hw_name = shared_data.get("hw")
+    if "hw" not in shared_data:
+        raise ConfigError(f"{shared_path}: missing key 'hw'")
+    hw_name = shared_data["hw"]
     hw_path = profile_path(root, hw_name if isinstance(hw_name, str) else "")
     if not hw_path.exists():
         available = sorted(p.stem for p in (root / "params").glob("*.yaml"))

@@ -22,16 +22,12 @@ from szflow.data.annotations import write_csv_bi, write_events_tsv
 from szflow.errors import SzflowError
 from szflow.inference import predict_tracks, resolve_device
 from szflow.io_utils import atomic_path
-from szflow.layout import OPERATING_POINTS
 from szflow.model.checkpoint import load_detector
-from szflow.postprocess import events_to_annotation, probs_to_events
+from szflow.postprocess import SETTINGS_KEYS, events_to_annotation, probs_to_events
 from szflow.scoring import ProbabilityTrack, RecordingEvents, auroc, score_corpus, tune_operating_points
 from szflow.scoring.sweep import target_key
 
 log = logging.getLogger("szflow.evaluate")
-
-SETTINGS_KEYS = ("smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s")
-
 
 def split_tracks(params: Params, cache_dir: Path, split: str, checkpoint_path: Path, baseline_path: Path):
     """Probability tracks of the network (the checkpoint) and of the baseline over every recording of
@@ -137,10 +133,3 @@ def split_report(split: str, tracks, base_tracks, points: dict, base_points: dic
         **network,
         "baseline": baseline,
     }
-
-
-def load_operating_points(workdir: Path = Path(".")) -> dict:
-    path = Path(workdir) / OPERATING_POINTS
-    if not path.exists():
-        raise SzflowError(f"{path} not found: run the dev stage first (`dvc repro dev`)")
-    return json.loads(path.read_text())

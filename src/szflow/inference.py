@@ -19,8 +19,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from szflow.cache.dataset import InferenceWindowDataset
+from szflow.cache.sampler import InferenceWindows
 from szflow.errors import SzflowError
+from szflow.scoring import ProbabilityTrack
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -95,18 +99,12 @@ def predict_tracks(
     frame_rate_hz: float,
     progress: bool = True,
     num_workers: int = 0,
-) -> list:
+) -> list[ProbabilityTrack]:
     """One `ProbabilityTrack` (per-frame seizure probability, reference seizures) per recording id.
 
     Windows come from `szflow.cache.InferenceWindows` and are stitched with its `stitch`, so this
     function only batches them through the model. The model is put in eval mode and restored after.
     """
-    from tqdm.auto import tqdm
-
-    from szflow.cache import InferenceWindows
-    from szflow.cache.dataset import InferenceWindowDataset
-    from szflow.scoring import ProbabilityTrack
-
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     recording_ids = [str(rid) for rid in recording_ids]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPLITS = ("train", "dev", "eval")
-
 SYNTH_DIR = Path("data/synth")
 # Written instead of a corpus when data.source is a real corpus (the DVC out must exist).
 SYNTH_SKIPPED = SYNTH_DIR / "SKIPPED.txt"

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from szflow.data.annotations import Annotation, Event
 from szflow.errors import ConfigError, SzflowError
 
 SETTINGS_KEYS: tuple[str, ...] = (
@@ -215,10 +216,8 @@ def probs_to_events(
     return [(float(a), float(b)) for a, b in zip(start, stop)]
 
 
-def events_to_annotation(recording_id: str, events, duration_s: float):
+def events_to_annotation(recording_id: str, events, duration_s: float) -> Annotation:
     """An `Annotation` of predicted seizures, ready for `write_csv_bi` / `write_events_tsv`."""
-    from szflow.data.annotations import Annotation, Event
-
     duration_s = float(duration_s)
     clipped = []
     for start, stop in sorted((float(a), float(b)) for a, b in events):

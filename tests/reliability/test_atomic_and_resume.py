@@ -22,7 +22,11 @@ import numpy as np
 import pytest
 import torch
 
+from szflow.config import load_params
+from szflow.model import Detector, load_checkpoint, save_checkpoint
+
 PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_script(script: str, args: dict, **kwargs) -> subprocess.Popen:
@@ -120,10 +124,8 @@ def full_disk_torch_save(monkeypatch, limit_fraction: float = 0.5) -> dict:
 
 
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    from szflow.config import ModelConfig
-    from szflow.model import Detector, load_checkpoint, save_checkpoint
-
-    config = ModelConfig(encoder_channels=[4, 8], n_layers=1, d_model=16, d_state=4, chunk_size=16)
+    config = load_params(REPO, overrides={"model.encoder_channels": [4, 8], "model.n_layers": 1, "model.d_model": 16,
+                                          "model.d_state": 4, "model.chunk_size": 16}).model
     torch.manual_seed(0)
     model = Detector(config, mamba_impl="torch")
     path = tmp_path / "models" / "last.pt"
@@ -169,7 +171,8 @@ PREPROCESS = r"""
 import json, os, signal, sys
 import numpy as np
 from szflow.config import load_params
-from szflow.signal.pipeline import run_preprocess
+from szflow.layout import PREPROCESS_DIR
+from szflow.stages.preprocess import preprocess_corpus
 args = json.loads(sys.argv[1])
 real = np.lib.format.write_array
 calls = {"n": 0}
@@ -185,13 +188,13 @@ def dying(handle, array, *a, **k):
     return real(handle, array, *a, **k)
 
 np.lib.format.write_array = dying
-run_preprocess(load_params(args["root"]), progress=False)
+preprocess_corpus(load_params(args["root"]), PREPROCESS_DIR, progress=False)
 """
 
 
 def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: Path) -> None:
     from szflow.config import SynthConfig, load_params
-    from szflow.signal.pipeline import run_preprocess
+    from szflow.stages.preprocess import preprocess_corpus
     from szflow.synth import generate_corpus
     from tests.test_detect import write_params
 
@@ -216,24 +219,27 @@ def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: P
     assert len(temporaries(out)) == 1
 
     params = load_params(root)
-    report = run_preprocess(params, progress=False)
+    report = preprocess_corpus(params, out, progress=False)
     assert list(report["status"]) == ["ok"] * 4
     assert int(report["resumed"].sum()) == 2
     assert temporaries(out) == []  # the killed writer's leftover is removed by the rerun
-    clean = run_preprocess(params, out_dir=tmp_path / "clean", progress=False)
+    clean = preprocess_corpus(params, tmp_path / "clean", progress=False)
     assert int(clean["resumed"].sum()) == 0
     for npy in sorted((tmp_path / "clean" / "eval").glob("*.npy")):
         assert (out / "eval" / npy.name).read_bytes() == npy.read_bytes(), npy.name
 
 
 # ----------------------------------------------------------------------------- training
-TRAIN_SHARED = {
-    "model": {"n_layers": 1, "d_model": 8, "d_state": 4, "encoder_channels": [4, 8], "chunk_size": 16},
-    "train": {"max_steps": 6, "eval_every_steps": 3, "checkpoint_every_steps": 2, "warmup_steps": 2,
-              "lr": 3e-3, "val_fraction": 0.34, "patience_evals": 10},
-    "sampler": {"window_s": 4.0, "inference_overlap_s": 1.0},
-    "eval": {"threshold_grid": [0.2, 0.5, 0.8], "smoothing_grid_s": [0.0], "min_duration_grid_s": [0.0],
-             "merge_gap_grid_s": [0.0]},
+TRAIN_OVERRIDES = {
+    "model.n_layers": 1, "model.d_model": 8, "model.d_state": 4, "model.encoder_channels": [4, 8],
+    "model.chunk_size": 16,
+    "train.max_steps": 6, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 2, "train.warmup_steps": 2,
+    "train.lr": 3e-3, "train.val_fraction": 0.34, "train.patience_evals": 10,
+    "sampler.window_s": 4.0, "sampler.inference_overlap_s": 1.0,
+    "eval.threshold_grid": [0.2, 0.5, 0.8], "eval.smoothing_grid_s": [0.0], "eval.min_duration_grid_s": [0.0],
+    "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None],
+    "hardware.train_batch_size": 2, "hardware.inference_batch_size": 8, "hardware.precision": "fp32",
+    "hardware.num_workers": 0,
 }
 # Every training run is its own process (same thread settings for all, so bit-exact comparisons
 # hold). `fail_last_save` = [n, how]: the n-th write of last.pt dies half-way, by SIGKILL or ENOSPC.
@@ -241,11 +247,13 @@ TRAIN = r"""
 import contextlib, errno, io, json, os, signal, sys, time
 from pathlib import Path
 import torch
-from szflow.config import HardwareConfig, Params, SharedParams
-from szflow.train import loop
+from szflow.cache import SplitStore
+from szflow.config import load_params
+from szflow.stages.train import train_paths
+from szflow.train.trainer import Trainer
 args = json.loads(sys.argv[1])
-params = Params(shared=SharedParams.model_validate(args["shared"]),
-                hardware=HardwareConfig(train_batch_size=2, inference_batch_size=8), root=args["workdir"])
+params = load_params(args["repo"], hw="local", overrides=args["overrides"])
+workdir = Path(args["workdir"])
 if args.get("fail_last_save"):
     nth, how = args["fail_last_save"]
     real = torch.save
@@ -270,14 +278,16 @@ def on_step(step, loss):
     print(f"step {step}", flush=True)
     time.sleep(args.get("step_sleep", 0.0))
 
-result = loop.run_train_stage(params, Path(args["workdir"]), progress=False, on_step=on_step)
+trainer = Trainer(params, SplitStore.open(workdir / "data" / "cache", "train"), train_paths(workdir),
+                  progress=False)
+result = trainer.fit(on_step)
 print("RESULT " + json.dumps({"steps": result["steps"], "resumed_from_step": result["resumed_from_step"]}),
       flush=True)
 """
 
 
 def train(workdir: Path, **options) -> subprocess.Popen:
-    return run_script(TRAIN, {"workdir": str(workdir), "shared": TRAIN_SHARED, **options})
+    return run_script(TRAIN, {"workdir": str(workdir), "repo": str(REPO), "overrides": TRAIN_OVERRIDES, **options})
 
 
 def _train_workdir(path: Path) -> Path:
@@ -296,23 +306,18 @@ def _result(process: subprocess.Popen) -> dict:
 
 
 def _same_weights(a: Path, b: Path) -> bool:
-    from szflow.model.checkpoint import load_checkpoint
-
     sa, sb = load_checkpoint(a).state_dict, load_checkpoint(b).state_dict
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory) -> Path:
-    pytest.importorskip("szflow.train.loop", reason="the training loop (szflow.train.loop) is not importable yet")
     workdir = _train_workdir(tmp_path_factory.mktemp("straight"))
     assert _result(train(workdir)) == {"steps": 6, "resumed_from_step": None}
     return workdir
 
 
 def test_training_killed_while_writing_last_pt_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
-    from szflow.model.checkpoint import load_checkpoint
-
     workdir = _train_workdir(tmp_path)
     # last.pt is written at steps 2, 4, 6: die half-way through writing step 4's.
     process = train(workdir, fail_last_save=[2, "kill"])
@@ -346,8 +351,6 @@ def test_remove_stale_temporaries_takes_only_what_atomic_path_leaves(tmp_path: P
 
 
 def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Path, tmp_path: Path) -> None:
-    from szflow.model.checkpoint import load_checkpoint
-
     workdir = _train_workdir(tmp_path)
     process = train(workdir, step_sleep=0.2)
     for line in process.stdout:
@@ -365,8 +368,6 @@ def test_training_killed_at_a_random_moment_resumes_bit_exactly(straight_run: Pa
 
 
 def test_training_with_a_full_disk_at_a_checkpoint_keeps_the_last_one(straight_run: Path, tmp_path: Path) -> None:
-    from szflow.model.checkpoint import load_checkpoint
-
     workdir = _train_workdir(tmp_path)
     process = train(workdir, fail_last_save=[2, "enospc"])
     _, stderr = process.communicate(timeout=600)

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from szflow.config import load_params
 from szflow.data.edf import read_edf_header, read_eeg
+from szflow.detect import InferenceSettings, detect_paths
 from szflow.errors import EdfError
+from szflow.model import Detector
 from tests.test_detect import TUSZ_LABELS, write_edf, write_params
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -175,12 +179,6 @@ def random_mutant(base: bytes, rng: random.Random) -> bytes:
 
 
 def test_detect_reports_broken_files_and_finishes_the_others(base_edf: bytes, tmp_path: Path) -> None:
-    import torch
-
-    from szflow.config import load_params
-    from szflow.detect import InferenceSettings, detect_paths
-    from szflow.model import Detector
-
     write_params(tmp_path / "proj", {"sampler": {"window_s": 8.0, "inference_overlap_s": 2.0}})
     params = load_params(tmp_path / "proj")
     torch.manual_seed(0)

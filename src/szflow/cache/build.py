@@ -36,9 +36,9 @@ from szflow.cache.store import CacheError
 from szflow.config import SPLITS
 from szflow.data.edf import ELECTRODES
 from szflow.io_utils import atomic_path, atomic_write_json, remove_stale_temporaries
+from szflow.signal.jobs import MANIFEST_NAME as PRE_MANIFEST
+from szflow.signal.jobs import REPORT_NAME
 from szflow.signal.labels import seizure_mask
-from szflow.signal.pipeline import MANIFEST_NAME as PRE_MANIFEST
-from szflow.signal.pipeline import REPORT_NAME
 
 log = logging.getLogger("szflow.cache")
 

@@ -1,10 +1,12 @@
-"""Read access to a built cache split: windows are slices of one memory-mapped array."""
+"""Windows of preprocessed recordings: a built cache split (`SplitStore`), or one recording
+from any source of preprocessed samples (`RecordingStore`), read by the same window code."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,11 @@ from szflow.cache.layout import (
     N_CHANNELS,
     SIGNALS_NAME,
 )
+from szflow.data.edf import ELECTRODES
 from szflow.errors import SzflowError
+
+if N_CHANNELS != len(ELECTRODES):
+    raise ImportError(f"szflow.cache.layout.N_CHANNELS is {N_CHANNELS}, but there are {len(ELECTRODES)} electrodes")
 
 
 class CacheError(SzflowError):
@@ -58,24 +64,124 @@ def _plain_list(value) -> list:
     return [list(item) if isinstance(item, np.ndarray | list | tuple) else item for item in value]
 
 
-class SplitStore:
-    """One split of the cache: `index` (one row per recording), and windows of signal and labels.
+class SignalSource(Protocol):
+    """Preprocessed float16 samples of one recording, read span by span (see `RecordingStore`)."""
 
-    Open with `SplitStore.open(cache_dir, split)`. Rows are addressed by position in `index`
-    (0..n-1) or by recording id. Safe to hand to DataLoader workers: pickling keeps only the
-    paths, and each process maps the files itself.
+    n_channels: int
+    n_samples: int
+
+    def samples(self, first: int, stop: int) -> np.ndarray:
+        """(n_channels, stop - first) float16 samples, 0 <= first < stop <= n_samples."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ArraySource:
+    """A preprocessed recording held in memory as one (channels, n) float16 array."""
+
+    def __init__(self, signals: np.ndarray):
+        self.signals = signals
+        self.n_channels, self.n_samples = signals.shape
+
+    def samples(self, first: int, stop: int) -> np.ndarray:
+        return self.signals[:, first:stop]
+
+    def close(self) -> None:
+        self.signals = None
+
+
+class WindowStore(ABC):
+    """Recordings listed in `index` (one row each) and windows of their signal and labels.
+
+    Rows are addressed by position in `index` (0..n-1) or by recording id. Subclasses say where
+    the samples live (`span`); padding past a recording's end is this class's, so every store
+    pads alike.
     """
 
-    def __init__(self, split_dir: Path, manifest: dict, index: pd.DataFrame):
-        self.split_dir = Path(split_dir)
-        self.manifest = manifest
+    def __init__(self, split: str, sample_rate_hz: float, index: pd.DataFrame, n_channels: int = N_CHANNELS):
         self.index = index
-        self.split = str(manifest["split"])
-        self.sample_rate_hz = float(manifest["sample_rate_hz"])
-        self.params_hash = str(manifest["preprocess_params_hash"])
+        self.split = str(split)
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.n_channels = int(n_channels)
         self._offsets = index["offset"].to_numpy(np.int64)
         self._lengths = index["length"].to_numpy(np.int64)
         self._rows = {rid: i for i, rid in enumerate(index["recording_id"])}
+
+    @abstractmethod
+    def span(self, row: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """float16 signal (channels, stop - first) and uint8 labels of samples [first, stop) of a
+        row, 0 <= first < stop <= its length."""
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def recording_ids(self) -> list[str]:
+        return list(self.index["recording_id"])
+
+    def row_of(self, row_or_recording_id: int | str) -> int:
+        """Position in `index` of a row number or recording id (KeyError/IndexError if unknown)."""
+        if isinstance(row_or_recording_id, str):
+            try:
+                return self._rows[row_or_recording_id]
+            except KeyError:
+                raise KeyError(f"recording {row_or_recording_id!r} is not in the {self.split} store") from None
+        row = int(row_or_recording_id)
+        if not 0 <= row < len(self.index):
+            raise IndexError(f"row {row} out of range for {len(self.index)} recordings")
+        return row
+
+    def length(self, row_or_recording_id: int | str) -> int:
+        """Samples in the recording."""
+        return int(self._lengths[self.row_of(row_or_recording_id)])
+
+    def seizure_intervals(self, row_or_recording_id: int | str) -> list[tuple[float, float]]:
+        """Seizure intervals of the recording, seconds."""
+        value = self.index["seizure_intervals"].iat[self.row_of(row_or_recording_id)]
+        return [(float(a), float(b)) for a, b in value]
+
+    def window(self, row_or_recording_id: int | str, start_sample: int, n_samples: int) -> Window:
+        """Samples [start, start + n) of a recording: x (channels, n) float32, y (n,) uint8, valid (n,) bool.
+
+        Parts of the window before 0 or past the recording's end are zero with valid False (never
+        samples of a neighbouring recording). Only the float32 output is allocated.
+        """
+        row = self.row_of(row_or_recording_id)
+        length = int(self._lengths[row])
+        start_sample, n_samples = int(start_sample), int(n_samples)
+        first, stop = max(start_sample, 0), min(start_sample + n_samples, length)
+        if first == start_sample and stop == start_sample + n_samples:
+            x16, y = self.span(row, first, stop)
+            return Window(_to_float32(x16), y, np.ones(n_samples, dtype=bool))
+        x = np.zeros((self.n_channels, n_samples), np.float32)
+        y = np.zeros(n_samples, np.uint8)
+        valid = np.zeros(n_samples, dtype=bool)
+        if stop > first:
+            a, b = first - start_sample, stop - start_sample
+            x16, y[a:b] = self.span(row, first, stop)
+            x[:, a:b] = _to_float32(x16)
+            valid[a:b] = True
+        return Window(x, y, valid)
+
+    def recording(self, row_or_recording_id: int | str) -> Window:
+        """The whole recording as one window."""
+        row = self.row_of(row_or_recording_id)
+        return self.window(row, 0, int(self._lengths[row]))
+
+
+class SplitStore(WindowStore):
+    """One split of the cache: windows are slices of one memory-mapped array.
+
+    Open with `SplitStore.open(cache_dir, split)`. Safe to hand to DataLoader workers: pickling
+    keeps only the paths, and each process maps the files itself.
+    """
+
+    def __init__(self, split_dir: Path, manifest: dict, index: pd.DataFrame):
+        super().__init__(manifest["split"], manifest["sample_rate_hz"], index)
+        self.split_dir = Path(split_dir)
+        self.manifest = manifest
+        self.params_hash = str(manifest["preprocess_params_hash"])
         self._signals: np.ndarray | None = None
         self._labels: np.ndarray | None = None
 
@@ -141,69 +247,14 @@ class SplitStore:
         self.__dict__.update(state)
         self._open_arrays()
 
-    # ------------------------------------------------------------------ rows
-    def __len__(self) -> int:
-        return len(self.index)
-
-    @property
-    def recording_ids(self) -> list[str]:
-        return list(self.index["recording_id"])
-
     @property
     def total_samples(self) -> int:
         return int(self.manifest["total_samples"])
 
-    def row_of(self, row_or_recording_id: int | str) -> int:
-        """Position in `index` of a row number or recording id (KeyError/IndexError if unknown)."""
-        if isinstance(row_or_recording_id, str):
-            try:
-                return self._rows[row_or_recording_id]
-            except KeyError:
-                raise KeyError(f"recording {row_or_recording_id!r} is not in the {self.split} cache") from None
-        row = int(row_or_recording_id)
-        if not 0 <= row < len(self.index):
-            raise IndexError(f"row {row} out of range for {len(self.index)} recordings")
-        return row
-
-    def length(self, row_or_recording_id: int | str) -> int:
-        """Samples in the recording."""
-        return int(self._lengths[self.row_of(row_or_recording_id)])
-
-    def seizure_intervals(self, row_or_recording_id: int | str) -> list[tuple[float, float]]:
-        """Seizure intervals of the recording, seconds."""
-        value = self.index["seizure_intervals"].iat[self.row_of(row_or_recording_id)]
-        return [(float(a), float(b)) for a, b in value]
-
-    # ------------------------------------------------------------------ data
-    def window(self, row_or_recording_id: int | str, start_sample: int, n_samples: int) -> Window:
-        """Samples [start, start + n) of a recording: x (19, n) float32, y (n,) uint8, valid (n,) bool.
-
-        Parts of the window before 0 or past the recording's end are zero with valid False (never
-        samples of a neighbouring recording). The slice reads the memory map; only the float32
-        output is allocated.
-        """
-        row = self.row_of(row_or_recording_id)
-        offset, length = int(self._offsets[row]), int(self._lengths[row])
-        start_sample, n_samples = int(start_sample), int(n_samples)
-        first, stop = max(start_sample, 0), min(start_sample + n_samples, length)
-        if first == start_sample and stop == start_sample + n_samples:
-            x16 = np.array(self._signals[:, offset + first: offset + stop])
-            y = np.array(self._labels[offset + first: offset + stop])
-            return Window(_to_float32(x16), y, np.ones(n_samples, dtype=bool))
-        x = np.zeros((N_CHANNELS, n_samples), np.float32)
-        y = np.zeros(n_samples, np.uint8)
-        valid = np.zeros(n_samples, dtype=bool)
-        if stop > first:
-            a, b = first - start_sample, stop - start_sample
-            x[:, a:b] = _to_float32(np.array(self._signals[:, offset + first: offset + stop]))
-            y[a:b] = self._labels[offset + first: offset + stop]
-            valid[a:b] = True
-        return Window(x, y, valid)
-
-    def recording(self, row_or_recording_id: int | str) -> Window:
-        """The whole recording as one window."""
-        row = self.row_of(row_or_recording_id)
-        return self.window(row, 0, int(self._lengths[row]))
+    def span(self, row: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        offset = int(self._offsets[row])
+        return (np.array(self._signals[:, offset + first: offset + stop]),
+                np.array(self._labels[offset + first: offset + stop]))
 
     def labels(self, row_or_recording_id: int | str) -> np.ndarray:
         """Read-only view of the recording's per-sample seizure mask."""
@@ -214,3 +265,27 @@ class SplitStore:
     def __repr__(self) -> str:
         hours = self.total_samples / self.sample_rate_hz / 3600
         return f"SplitStore({self.split_dir}, {len(self)} recordings, {hours:.2f} h)"
+
+
+class RecordingStore(WindowStore):
+    """One preprocessed recording from a `SignalSource`, read through the same window code as the
+    cache, so inference over it is the eval stage's own. Labels are zeros (a recording to detect
+    on has none). Lives in one process: run inference over it with num_workers=0.
+    """
+
+    def __init__(self, recording_id: str, source: SignalSource, duration_s: float, sample_rate_hz: float):
+        index = pd.DataFrame({
+            "recording_id": [recording_id], "offset": [0], "length": [int(source.n_samples)],
+            "duration_s": [float(duration_s)], "seizure_intervals": [[]], "seizure_types": [[]],
+        })
+        super().__init__("detect", sample_rate_hz, index, n_channels=source.n_channels)
+        self.source = source
+
+    def span(self, row: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.source.samples(first, stop), np.zeros(stop - first, np.uint8)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __getstate__(self) -> dict:
+        raise TypeError("a RecordingStore lives in memory; run predict_tracks with num_workers=0")

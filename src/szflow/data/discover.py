@@ -9,9 +9,9 @@ from typing import Literal
 
 import pandas as pd
 
+from szflow.config import SPLITS
 from szflow.errors import InputFileError
 
-SPLITS = ("train", "dev", "eval")
 COLUMNS = ["recording_id", "split", "patient", "session", "montage", "edf_path", "annotation_path",
            "types_path", "format"]
 BIDS_MONTAGE = "bids"

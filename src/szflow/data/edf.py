@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from szflow.config import ELECTRODES
 from szflow.errors import EdfError
 
-ELECTRODES: tuple[str, ...] = (
-    "FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
-    "F7", "F8", "T3", "T4", "T5", "T6", "FZ", "CZ", "PZ",
-)
 # Modified-combinatorial (10-10) names of the same four temporal/parietal sites.
 ALIASES: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
 _ELECTRODE_SET = frozenset(ELECTRODES)
@@ -127,6 +124,23 @@ def _integer(path: Path, raw: bytes, what: str) -> int:
     return int(value)
 
 
+def _check_signals(path: Path, labels: list[str], samples: list[int], physical_min: list[float],
+                   physical_max: list[float], digital_min: list[int], digital_max: list[int]) -> None:
+    """EdfError for a signal whose header fields cannot describe samples."""
+    for i, label in enumerate(labels):
+        if samples[i] < 1:
+            raise EdfError(path, f"bad header: signal {label!r} has {samples[i]} samples per record")
+        if digital_max[i] <= digital_min[i]:
+            raise EdfError(path, f"bad header: signal {label!r} digital max {digital_max[i]} is not above "
+                                 f"digital min {digital_min[i]}")
+        if max(abs(physical_min[i]), abs(physical_max[i])) > _FLOAT32_MAX:
+            raise EdfError(path, f"bad header: signal {label!r} physical range "
+                                 f"[{physical_min[i]:g}, {physical_max[i]:g}] overflows float32")
+        if physical_max[i] == physical_min[i]:
+            raise EdfError(path, f"bad header: signal {label!r} has equal physical min and max "
+                                 f"({physical_min[i]})")
+
+
 def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
     fixed = handle.read(FIXED_HEADER_BYTES)
     if len(fixed) < FIXED_HEADER_BYTES:
@@ -166,18 +180,7 @@ def _parse_header(path: Path, handle, file_size: int) -> EdfHeader:
     physical_max = column("physical_max", _number)
     digital_min = column("digital_min", _integer)
     digital_max = column("digital_max", _integer)
-    for i, label in enumerate(labels):
-        if samples[i] < 1:
-            raise EdfError(path, f"bad header: signal {label!r} has {samples[i]} samples per record")
-        if digital_max[i] <= digital_min[i]:
-            raise EdfError(path, f"bad header: signal {label!r} digital max {digital_max[i]} is not above "
-                                 f"digital min {digital_min[i]}")
-        if max(abs(physical_min[i]), abs(physical_max[i])) > _FLOAT32_MAX:
-            raise EdfError(path, f"bad header: signal {label!r} physical range "
-                                 f"[{physical_min[i]:g}, {physical_max[i]:g}] overflows float32")
-        if physical_max[i] == physical_min[i]:
-            raise EdfError(path, f"bad header: signal {label!r} has equal physical min and max "
-                                 f"({physical_min[i]})")
+    _check_signals(path, labels, samples, physical_min, physical_max, digital_min, digital_max)
 
     record_bytes = 2 * sum(samples)
     available = (file_size - header_bytes) // record_bytes
@@ -264,23 +267,42 @@ def read_eeg(path: str | Path, expected_duration_s: float | None = None) -> EegR
                             offset=header.header_bytes - handle.tell())
     if block.size != header.n_records * record_samples:
         raise EdfError(path, f"truncated: read {block.size} of {header.n_records * record_samples} samples")
-    records = block.reshape(header.n_records, record_samples)
-    starts = np.concatenate(([0], np.cumsum(header.samples_per_record)))
-
-    signals: list[np.ndarray] = []
-    for index in chosen:
-        spr = header.samples_per_record[index]
-        gain, offset = header.scale(index)
-        out = np.empty((header.n_records, spr), dtype=np.float32)
-        # int16 * float32 scalar straight into float32: no int32/float64 temporaries.
-        np.multiply(records[:, starts[index]:starts[index] + spr], np.float32(gain), out=out)
-        if offset != 0.0:
-            out += np.float32(offset)
-        signals.append(out.reshape(-1))
     return EegRecording(
         path=str(path),
-        signals=signals,
+        signals=decode_signals(header, block.reshape(header.n_records, record_samples), chosen),
         sample_rates=[header.sample_rates[i] for i in chosen],
         duration_s=header.duration_s,
         labels=[header.labels[i] for i in chosen],
     )
+
+
+def decode_signals(header: EdfHeader, records: np.ndarray, chosen: list[int]) -> list[np.ndarray]:
+    """Signals `chosen` of an (n_records, record_samples) int16 block as float32 physical values.
+
+    The one decoding of EDF samples: int16 times a float32 gain, plus a float32 offset, straight
+    into float32 (no int32/float64 temporaries), so a sample has the same value however much of
+    the file was read around it.
+    """
+    starts = np.concatenate(([0], np.cumsum(header.samples_per_record)))
+    signals: list[np.ndarray] = []
+    for index in chosen:
+        spr = header.samples_per_record[index]
+        gain, offset = header.scale(index)
+        out = np.empty((records.shape[0], spr), dtype=np.float32)
+        np.multiply(records[:, starts[index]:starts[index] + spr], np.float32(gain), out=out)
+        if offset != 0.0:
+            out += np.float32(offset)
+        signals.append(out.reshape(-1))
+    return signals
+
+
+def read_records(handle, header: EdfHeader, chosen: list[int], first_record: int, n_records: int
+                 ) -> list[np.ndarray]:
+    """Signals `chosen` over data records [first_record, first_record + n_records) of an open EDF."""
+    record_samples = header.record_samples
+    handle.seek(header.header_bytes + 2 * first_record * record_samples)
+    block = np.fromfile(handle, dtype="<i2", count=n_records * record_samples)
+    if block.size != n_records * record_samples:
+        raise EdfError(header.path, f"truncated: data records {first_record}..{first_record + n_records} "
+                                    "are not all in the file")
+    return decode_signals(header, block.reshape(n_records, record_samples), chosen)

@@ -12,14 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from szflow.config import SPLITS
 from szflow.data.annotations import Annotation, read_annotation
-from szflow.data.discover import SPLITS, discover_corpus
+from szflow.data.discover import discover_corpus
+from szflow.data.edf import DURATION_TOLERANCE_S, FIXED_HEADER_BYTES, SIGNAL_HEADER_BYTES
 from szflow.errors import AnnotationError, EdfError
-
-# EDF files hold whole data records (usually 1 s), so an EDF and its annotation may differ by up
-# to a record; beyond that the labels cannot be trusted. Same tolerance as szflow.data.edf.read_eeg.
-EDF_DURATION_TOLERANCE_S = 1.0
-_FIXED_HEADER_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -68,8 +65,8 @@ def scan_edf_header(path: str | Path) -> EdfHeaderScan:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            fixed = handle.read(_FIXED_HEADER_BYTES)
-            if len(fixed) < _FIXED_HEADER_BYTES:
+            fixed = handle.read(FIXED_HEADER_BYTES)
+            if len(fixed) < FIXED_HEADER_BYTES:
                 raise EdfError(path, f"EDF truncated inside its header ({len(fixed)} bytes)")
             bdf = fixed[:1] == b"\xff"
             if not bdf and fixed[:8].strip() != b"0":
@@ -82,15 +79,15 @@ def scan_edf_header(path: str | Path) -> EdfHeaderScan:
                                                    "record duration", float))
             n_signals = int(_header_number(path, _header_field(path, fixed, 252, 4, "signals"),
                                            "number of signals", int))
-            if n_signals <= 0 or header_bytes != _FIXED_HEADER_BYTES * (n_signals + 1):
+            if n_signals <= 0 or header_bytes != FIXED_HEADER_BYTES + n_signals * SIGNAL_HEADER_BYTES:
                 raise EdfError(path, f"bad EDF header: {header_bytes} header bytes for {n_signals} signals")
             if record_duration <= 0:
                 raise EdfError(path, f"bad EDF header: record duration {record_duration}")
-            signal_block = handle.read(header_bytes - _FIXED_HEADER_BYTES)
+            signal_block = handle.read(header_bytes - FIXED_HEADER_BYTES)
             file_bytes = handle.seek(0, 2)
     except OSError as exc:
         raise EdfError(path, f"cannot read EDF: {exc.strerror or exc}") from None
-    if len(signal_block) < header_bytes - _FIXED_HEADER_BYTES:
+    if len(signal_block) < header_bytes - FIXED_HEADER_BYTES:
         raise EdfError(path, "EDF truncated inside its signal headers")
     labels = [_header_field(path, signal_block, 16 * i, 16, "label") for i in range(n_signals)]
     # Offset of "samples per record" among the per-signal fields: label 16, transducer 80,
@@ -154,7 +151,7 @@ def _check_recording(edf_path: str, annotation_path: str | None) -> _RecordingCh
         reason = f"EDF truncated: header says {header.duration_s:g} s, file holds {held_s:g} s"
         check.problems.append((edf_path, reason))
     elif (check.annotation is not None
-          and abs(header.duration_s - check.annotation.duration_s) > EDF_DURATION_TOLERANCE_S):
+          and abs(header.duration_s - check.annotation.duration_s) > DURATION_TOLERANCE_S):
         relation = "shorter" if header.duration_s < check.annotation.duration_s else "longer"
         reason = (f"EDF {relation} than annotation: {header.duration_s:.1f} s vs "
                   f"{check.annotation.duration_s:.1f} s")

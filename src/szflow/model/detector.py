@@ -1,4 +1,4 @@
-"""The seizure detector: conv encoder (samples -> frames), bidirectional Mamba-2 stack, per-frame head.
+"""The seizure detector: per-electrode conv encoder (samples -> frames), bidirectional Mamba-2 stack, per-frame head.
 
 Shapes: x (B, in_channels, T) at 256 Hz -> encoder -> (B, F, d_model) with F = ceil(T / spf),
 spf = 256 / frame_rate_hz samples per frame (64 at 4 Hz) -> n_layers bidirectional layers -> logits (B, F).
@@ -117,10 +117,19 @@ def _grouped_layer_norm(norm: nn.LayerNorm, h: Tensor, group: int) -> Tensor:
     return joint.transpose(1, 2).reshape(rows, length, features) * norm.weight + norm.bias
 
 
-class ConvStages(nn.Module):
-    """Strided Conv1d stages (Conv -> LayerNorm over channels -> GELU) that downsample T to frames."""
+class PerElectrodeEncoder(nn.Module):
+    """Samples -> frames: one temporal conv stack applied to every electrode alone, then pooled
+    across electrodes.
 
-    def __init__(self, cfg: ModelConfig, in_channels: int):
+    Every electrode shares the filters, so a rhythm learnt at one site is recognised at every site
+    (a focal onset at a site that rarely seizes in training is not missed). Strided Conv1d stages
+    (Conv -> LayerNorm over channels -> GELU) downsample T to frames; the LayerNorms pool their
+    statistics over the window's electrodes, so relative amplitude survives. Max and mean over
+    electrodes are site-invariant, and a small per-electrode projection kept in electrode order says
+    where the activity is (eye and chewing artifacts are frontal and temporal).
+    """
+
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         spf = samples_per_frame(cfg)
         self.strides = encoder_strides(spf, len(cfg.encoder_channels))
@@ -130,19 +139,22 @@ class ConvStages(nn.Module):
             )
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
-        c_in = in_channels
+        c_in = 1
         for c_out, stride in zip(cfg.encoder_channels, self.strides, strict=True):
             kernel, pad = _stage_geometry(stride)
             self.convs.append(nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad))
             # Per-position norm: GroupNorm/BatchNorm would pool statistics over time, leaking padding.
             self.norms.append(nn.LayerNorm(c_out))
             c_in = c_out
-        self.out_channels = c_in
+        features = c_in
+        self.spatial = nn.Linear(features, cfg.encoder_spatial_channels) if cfg.encoder_spatial_channels else None
+        pooled = 2 * features + cfg.in_channels * cfg.encoder_spatial_channels
+        self.proj = nn.Linear(pooled, cfg.d_model)
 
-    def forward(self, x: Tensor, keep: Tensor | None = None, group: int = 1) -> Tensor:
-        """x (N, C, T), keep (N, 1, T) or None -> (N, out_channels, T / stride).
+    def temporal(self, x: Tensor, keep: Tensor | None, group: int) -> Tensor:
+        """x (N, 1, T), keep (N, 1, T) or None -> (N, features, T / stride).
 
-        `group` > 1: rows come in consecutive groups (the electrodes of one window) that share each
+        Rows come in consecutive groups of `group` (the electrodes of one window) that share each
         LayerNorm's statistics per position, so the norm keeps the amplitude of one row relative
         to the others instead of scaling every row to unit variance.
         """
@@ -157,52 +169,18 @@ class ConvStages(nn.Module):
                 x = x * keep
         return x
 
-
-class ConvEncoder(ConvStages):
-    """The first convolution mixes all electrodes; a projection to d_model follows the stages."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg, cfg.in_channels)
-        self.proj = nn.Linear(self.out_channels, cfg.d_model)
-
-    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
-        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
-        keep = None if sample_mask is None else sample_mask[:, None, :].to(x.dtype)
-        return self.proj(super().forward(x, keep).transpose(1, 2))
-
-
-class PerElectrodeEncoder(ConvStages):
-    """One temporal conv stack applied to every electrode alone, then pooled across electrodes.
-
-    The mixed encoder learns site-specific filters, so a focal onset at a site that rarely seizes in
-    training is missed (docs/training.md). Here every electrode shares the filters (the LayerNorms pool
-    their statistics over the window's electrodes, so relative amplitude survives); max and mean over
-    electrodes are site-invariant, and a small per-electrode projection kept in electrode order says
-    where the activity is (eye and chewing artifacts are frontal and temporal).
-    """
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg, 1)
-        features = self.out_channels
-        self.spatial = nn.Linear(features, cfg.encoder_spatial_channels) if cfg.encoder_spatial_channels else None
-        pooled = 2 * features + cfg.in_channels * cfg.encoder_spatial_channels
-        self.proj = nn.Linear(pooled, cfg.d_model)
-
     def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
         """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
         batch, electrodes, length = x.shape
         keep = None
         if sample_mask is not None:
             keep = sample_mask[:, None, :].to(x.dtype).repeat_interleave(electrodes, dim=0)
-        h = super().forward(x.reshape(batch * electrodes, 1, length), keep, group=electrodes)
+        h = self.temporal(x.reshape(batch * electrodes, 1, length), keep, group=electrodes)
         h = h.reshape(batch, electrodes, h.shape[1], h.shape[2]).permute(0, 3, 1, 2)  # (B, F, C, features)
         parts = [h.amax(dim=2), h.mean(dim=2)]
         if self.spatial is not None:
             parts.append(self.spatial(h).flatten(2))
         return self.proj(torch.cat(parts, dim=-1))
-
-
-ENCODERS = {"mixed": ConvEncoder, "per_electrode": PerElectrodeEncoder}
 
 
 class Detector(nn.Module):
@@ -214,7 +192,7 @@ class Detector(nn.Module):
         self.samples_per_frame = samples_per_frame(cfg)
         self.mamba_impl_used = resolve_mamba_impl(mamba_impl)
         log.info("detector: mamba_impl=%s -> using %s Mamba-2 blocks", mamba_impl, self.mamba_impl_used)
-        self.encoder = ENCODERS[cfg.encoder](cfg)
+        self.encoder = PerElectrodeEncoder(cfg)
         self.layers = nn.ModuleList(BiMambaLayer(cfg, self.mamba_impl_used) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
@@ -263,21 +241,17 @@ def describe_model(cfg: ModelConfig) -> str:
     frames = model.frames_for(t)
     rows: list[tuple[str, str, int]] = [("input", f"{cfg.in_channels} x {t}", 0)]
     length = frames * spf
-    per_electrode = isinstance(model.encoder, PerElectrodeEncoder)
     for i, (conv, norm) in enumerate(zip(model.encoder.convs, model.encoder.norms, strict=True)):
         length //= conv.stride[0]
-        desc = f"encoder.{i} Conv1d k{conv.kernel_size[0]} s{conv.stride[0]} + LayerNorm + GELU"
-        shape = f"{conv.out_channels} x {length}"
-        if per_electrode:
-            desc += " (per electrode)"
-            shape = f"{cfg.in_channels} x {shape}"
-        rows.append((desc, shape, count_parameters(conv) + count_parameters(norm)))
-    if per_electrode and model.encoder.spatial is not None:
+        desc = f"encoder.{i} Conv1d k{conv.kernel_size[0]} s{conv.stride[0]} + LayerNorm + GELU (per electrode)"
+        rows.append((desc, f"{cfg.in_channels} x {conv.out_channels} x {length}",
+                     count_parameters(conv) + count_parameters(norm)))
+    if model.encoder.spatial is not None:
         spatial = model.encoder.spatial
         desc = f"encoder.spatial Linear {spatial.in_features} -> {spatial.out_features} (per electrode)"
         rows.append((desc, f"{frames} x {cfg.in_channels} x {spatial.out_features}", count_parameters(spatial)))
     proj = model.encoder.proj
-    desc = "encoder.proj Linear" + (" (max, mean over electrodes + spatial)" if per_electrode else "")
+    desc = "encoder.proj Linear (max, mean over electrodes + spatial)"
     rows.append((desc, f"{frames} x {cfg.d_model}", count_parameters(proj)))
     for i, layer in enumerate(model.layers):
         blk = layer.fwd

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,68 +30,9 @@ from szflow.config import Params
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json, jsonable
 from szflow.remote.specs import resolve_function
+from szflow.train.distributed import init_distributed, shutdown_distributed
 
 RESULT_FILE = ".szflow-ddp-result.json"
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    local_rank: int
-    world_size: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def dist_info() -> DistInfo:
-    """Rank and world size from the environment torchrun sets (1 process when absent)."""
-    return DistInfo(rank=int(os.environ.get("RANK", "0")), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-                    world_size=int(os.environ.get("WORLD_SIZE", "1")))
-
-
-def init_distributed(backend: str | None = None) -> DistInfo:
-    """Join the process group when launched by torchrun; a no-op for a single process."""
-    info = dist_info()
-    if not info.enabled:
-        return info
-    import torch
-    import torch.distributed as dist
-
-    if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(info.local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return info
-
-
-def shutdown_distributed() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def local_batch_size(global_batch_size: int, world_size: int) -> int:
-    if global_batch_size % world_size:
-        raise SzflowError(
-            f"train batch size {global_batch_size} is not divisible by {world_size} GPUs: "
-            "choose hardware.train_batch_size as a multiple of hardware.gpus"
-        )
-    return global_batch_size // world_size
-
-
-def rank_slice(global_batch_size: int, rank: int, world_size: int) -> slice:
-    """This rank's contiguous share of a global batch (equal shares, so averaged gradients match)."""
-    size = local_batch_size(global_batch_size, world_size)
-    return slice(rank * size, (rank + 1) * size)
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from szflow.remote.container import run_job
 from szflow.remote.credentials import require_modal_token
 from szflow.remote.specs import GPU_STAGES, PREPROCESS_OUTPUT, PREPROCESS_RECORDING_FUNCTION, resolve_function
 from szflow.remote.store import ModalVolumeStore, download_outputs, sha256_file
-from szflow.signal import pipeline
+from szflow.signal import jobs as recording_jobs
 
 log = logging.getLogger("szflow.remote")
 
@@ -161,7 +161,7 @@ def list_recordings_entry(item: dict) -> dict:
     table = discover_corpus(BUCKET_MOUNT, source=params.data.source)
     # Outputs go to the volume under a prefix keyed by the preprocess params: a re-run with the
     # same params finds finished recordings there and skips them (process_recording resumes).
-    jobs, failed = pipeline.make_jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
+    jobs, failed = recording_jobs.make_jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
                                   params.section_hash("preprocess"))
     return {"jobs": jobs, "failed": [result.row() for result in failed]}
 
@@ -318,7 +318,7 @@ def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
     """Preprocess every recording of the S3 corpus on Modal CPU containers (`.map`), then download
     data/preprocess (signals, metadata, report.csv, manifest.json) into place atomically.
 
-    Same outputs and failure rule as `szflow.signal.pipeline.run_preprocess`, which runs when the
+    Same outputs and failure rule as `szflow.stages.preprocess.run`, which runs when the
     corpus is on local disk."""
     import modal
 
@@ -337,16 +337,16 @@ def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
             rows.append(result["row"])
             files.extend(result["files"])
         else:  # the container itself died (out of memory, timeout after the retries)
-            rows.append(pipeline.failed_result(job, f"container failed: {type(result).__name__}: {result}").row())
-    report = pd.DataFrame(rows, columns=pipeline.REPORT_COLUMNS)
+            rows.append(recording_jobs.failed_result(job, f"container failed: {type(result).__name__}: {result}").row())
+    report = pd.DataFrame(rows, columns=recording_jobs.REPORT_COLUMNS)
     report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
     n_ok = int((report["status"] == "ok").sum())
-    extra = pipeline.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
+    extra = recording_jobs.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
     result = {"outputs": {PREPROCESS_OUTPUT: files}}
     download_outputs(ModalVolumeStore(remote.volume), result, [Path(PREPROCESS_OUTPUT)], Path(workdir),
                      extra={PREPROCESS_OUTPUT: extra})
     out_dir = Path(workdir) / PREPROCESS_OUTPUT
-    message = pipeline.failure_message(report, params.preprocess.max_failed_fraction, out_dir / pipeline.REPORT_NAME)
+    message = recording_jobs.failure_message(report, params.preprocess.max_failed_fraction, out_dir / recording_jobs.REPORT_NAME)
     if message:
-        raise pipeline.TooManyFailuresError(message)
+        raise recording_jobs.TooManyFailuresError(message)
     return {"recordings": len(report), "preprocessed": n_ok, "failed": len(report) - n_ok}

@@ -196,8 +196,8 @@ def sweep_thresholds(tracks: Sequence[ProbabilityTrack], thresholds: Sequence[fl
                      postprocess=None) -> list[dict]:
     """OVLP sensitivity and FA/24h at each threshold, the other post-processing settings held fixed.
 
-    `postprocess` is a `PostprocessSettings`, a `PostprocessConfig`, or a mapping such as an
-    operating point; its own threshold is ignored. A hysteresis_low above a swept threshold acts
+    `postprocess` is a `PostprocessSettings` or a mapping such as an operating point; its own
+    threshold is ignored. A hysteresis_low above a swept threshold acts
     as no hysteresis at that threshold. Rows come back in the order of `thresholds`:
     {"threshold", "sensitivity", "fa_per_24h", "tp", "fp", "fn"}.
     """

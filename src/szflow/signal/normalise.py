@@ -86,10 +86,26 @@ def channel_stats(block: np.ndarray, method: Method = "median_iqr") -> Normalisa
     return NormalisationStats(centre=centre.astype(np.float32), scale=scale.astype(np.float32))
 
 
-def normalise(block: np.ndarray, method: Method = "median_iqr", clip: float = 10.0) -> NormalisationStats:
-    """Normalise a (channels, samples) float32 block in place and clip it to [-clip, clip]."""
-    stats = channel_stats(block, method)
+def statistics_columns(n: int) -> np.ndarray:
+    """Columns of a (channels, n) block that `statistics_sample` draws the statistics from.
+
+    Asked of `statistics_sample` itself (applied to a row of column numbers), so a reader that sees
+    a recording in pieces picks exactly these samples. The row is int32: 88 MB for 24 h at 256 Hz.
+    """
+    return np.asarray(statistics_sample(np.arange(n, dtype=np.int32)[None, :])[0], dtype=np.int64)
+
+
+def apply_stats(block: np.ndarray, stats: NormalisationStats, clip: float) -> np.ndarray:
+    """Centre and scale a (channels, samples) float32 block in place with `stats`, clip it to
+    [-clip, clip]; returns `block`."""
     block -= stats.centre[:, None]
     block *= (1.0 / stats.scale)[:, None]
     np.clip(block, -clip, clip, out=block)
+    return block
+
+
+def normalise(block: np.ndarray, method: Method = "median_iqr", clip: float = 10.0) -> NormalisationStats:
+    """Normalise a (channels, samples) float32 block in place and clip it to [-clip, clip]."""
+    stats = channel_stats(block, method)
+    apply_stats(block, stats, clip)
     return stats

@@ -13,8 +13,9 @@ from pathlib import Path
 from szflow import layout
 from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.evaluate import load_operating_points, split_report, split_tracks, write_predictions, write_tracks
+from szflow.evaluate import split_report, split_tracks, write_predictions, write_tracks
 from szflow.io_utils import atomic_write_json
+from szflow.operating_points import read_operating_points
 from szflow.stages.runner import stage_main
 
 SPLIT = "eval"
@@ -22,7 +23,7 @@ SPLIT = "eval"
 
 def run(params: Params, workdir: Path = Path(".")) -> dict:
     workdir = Path(workdir)
-    frozen = load_operating_points(workdir)
+    frozen = read_operating_points(workdir / layout.OPERATING_POINTS)
     tracks, base_tracks, checkpoint = split_tracks(params, workdir / layout.CACHE_DIR, SPLIT,
                                                    workdir / layout.BEST_CHECKPOINT,
                                                    workdir / layout.BASELINE_MODEL)

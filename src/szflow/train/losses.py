@@ -1,7 +1,7 @@
-"""Per-frame losses for the detector: weighted BCE or focal loss, averaged over valid frames only.
+"""Per-frame loss of the detector: BCE with a weight on seizure frames, averaged over valid frames only.
 
 Padded frames (a window past the end of a recording) carry no label, so they must not pull the
-logits towards background: every loss here takes a boolean `mask` and ignores frames outside it.
+logits towards background: the loss takes a boolean `mask` and ignores frames outside it.
 The loss is computed in float32 even under autocast (log-sigmoid of bf16 logits is too coarse).
 """
 
@@ -10,36 +10,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "focal")
-
 
 def masked_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
     mask: torch.Tensor | None = None,
     *,
-    kind: str = "bce",
     pos_weight: float = 1.0,
-    focal_gamma: float = 2.0,
 ) -> torch.Tensor:
     """Mean loss over the frames where `mask` is true (all frames when `mask` is None).
 
-    `pos_weight` scales the seizure (positive) term in both losses: seizure frames are a minority even
+    `pos_weight` scales the seizure (positive) term: seizure frames are a minority even
     after balanced sampling. A batch with no valid frame gives a zero loss that still has a graph.
     """
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss {kind!r}; use one of {LOSSES}")
     logits = logits.float()
     targets = targets.to(dtype=torch.float32, device=logits.device)
     if targets.shape != logits.shape:
         raise ValueError(f"targets {tuple(targets.shape)} do not match logits {tuple(logits.shape)}")
     weight = torch.tensor(pos_weight, dtype=torch.float32, device=logits.device)
     per_frame = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight, reduction="none")
-    if kind == "focal":
-        # p_t is the probability given to the true class; (1 - p_t)^gamma down-weights easy frames.
-        prob = torch.sigmoid(logits)
-        p_t = prob * targets + (1.0 - prob) * (1.0 - targets)
-        per_frame = per_frame * (1.0 - p_t).clamp_min(0.0).pow(focal_gamma)
     if mask is None:
         return per_frame.mean()
     valid = mask.to(device=logits.device, dtype=torch.bool)

@@ -1,49 +1,37 @@
-"""Preprocessing of one recording, and of a whole corpus in parallel (the `preprocess` stage).
+"""Preprocessing a corpus one job per recording: outputs, resume and the run report.
 
-Per recording, `<out>/<split>/<recording_id>.npy` holds the preprocessed signal as float16 with
-shape (19, n) (channel-major, electrodes in `ELECTRODES` order, 256 Hz), and
-`<out>/<split>/<recording_id>.json` its metadata (duration, patient, seizure intervals and types,
-params hash, input file fingerprints). Channel-major is the layout of the cache (see
-`szflow.cache`), so building the cache is a row-by-row copy. The JSON is written after the array,
-both atomically, so a JSON that exists marks a complete recording: a restarted run skips it.
-`<out>/report.csv` lists every recording with status ok/failed and the reason.
+Per recording, `<out>/<split>/<recording_id>.npy` holds the preprocessed signal (`szflow.signal.chain`)
+as float16 with shape (19, n) (channel-major, electrodes in `ELECTRODES` order, at
+`preprocess.sample_rate_hz`), and `<out>/<split>/<recording_id>.json` its metadata (duration,
+patient, seizure intervals and types, params hash, input file fingerprints). Channel-major is the
+layout of the cache (see `szflow.cache`), so building the cache is a row-by-row copy. The JSON is
+written after the array, both atomically, so a JSON that exists marks a complete recording: a
+restarted run skips it. `<out>/report.csv` lists every recording with status ok/failed and the
+reason. `process_recording` is what a worker process (local or a Modal container) runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import multiprocessing
-import os
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from szflow.config import Params, PreprocessConfig, corpus_root
+from szflow.config import PreprocessConfig
+from szflow.data.annotations import read_annotation
+from szflow.data.edf import ELECTRODES, read_eeg
 from szflow.errors import InputFileError, SzflowError
-from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json, remove_stale_temporaries
-from szflow.signal.filters import design_filter, min_filter_length, zero_phase_filter
+from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
+from szflow.signal.chain import N_CHANNELS, STORAGE_DTYPE, preprocess_recording, quantise
 from szflow.signal.labels import interval_samples
-from szflow.signal.montage import common_average_reference
-from szflow.signal.normalise import normalise
-from szflow.signal.resample import resample_channels
-
-log = logging.getLogger("szflow.preprocess")
 
 # Bumped when the files written here change meaning; a restarted run redoes older outputs.
 FORMAT_VERSION = 1
-N_CHANNELS = 19
-STORAGE_DTYPE = np.float16
-LAYOUT = "channels x samples (19, n), float16, electrodes in szflow.data.edf.ELECTRODES order"
+LAYOUT = f"channels x samples ({N_CHANNELS}, n), float16, electrodes in szflow.data.edf.ELECTRODES order"
 REPORT_NAME = "report.csv"
 MANIFEST_NAME = "manifest.json"
 REPORT_COLUMNS = [
@@ -60,29 +48,6 @@ _HASH_BLOCK = 1 << 20
 
 class TooManyFailuresError(SzflowError):
     """More than `preprocess.max_failed_fraction` of the recordings could not be preprocessed."""
-
-
-# ----------------------------------------------------------------------------- one recording
-def preprocess_recording(recording, cfg: PreprocessConfig) -> np.ndarray:
-    """The 19 electrodes of `recording` (an `EegRecording`) -> (19, n) float32 at cfg.sample_rate_hz.
-
-    Steps: resample every electrode from its own rate (polyphase), common average reference,
-    zero-phase band-pass + notch, per-channel robust normalisation clipped to +-cfg.clip.
-    Raises `InputFileError` (naming the file) for a recording too short to filter.
-    """
-    rate = float(cfg.sample_rate_hz)
-    block = resample_channels(recording.signals, recording.sample_rates, rate)
-    if block.shape[0] != N_CHANNELS:
-        raise InputFileError(recording.path, f"expected {N_CHANNELS} electrodes, got {block.shape[0]}")
-    sos = design_filter(rate, tuple(cfg.bandpass_hz), cfg.bandpass_order, cfg.notch_hz, cfg.notch_quality)
-    if block.shape[1] < min_filter_length(sos):
-        raise InputFileError(recording.path, f"too short to filter: {block.shape[1]} samples at {rate:g} Hz")
-    # `resample_channels` returns a new array we own, so the reference is subtracted in place.
-    common_average_reference(block)
-    filtered = zero_phase_filter(block, sos)
-    del block  # a 1-hour recording is 70 MB per float32 copy: keep at most two alive
-    normalise(filtered, cfg.normalisation, cfg.clip)
-    return filtered
 
 
 # ----------------------------------------------------------------------------- corpus job
@@ -203,7 +168,7 @@ def write_recording(out_dir: str | Path, meta: dict, block: np.ndarray) -> None:
     signal_path, meta_path = recording_paths(out_dir, meta["split"], meta["recording_id"])
     with atomic_path(signal_path) as tmp, open(tmp, "wb") as handle:
         # np.save would append '.npy' to the temporary name; write_array writes to the handle.
-        np.lib.format.write_array(handle, block.astype(STORAGE_DTYPE, copy=False), allow_pickle=False)
+        np.lib.format.write_array(handle, quantise(block), allow_pickle=False)
     # Written last: its presence marks the recording as complete for a restarted run.
     atomic_write_json(meta_path, meta)
 
@@ -237,9 +202,6 @@ def write_run_summary(out_dir: str | Path, report: pd.DataFrame, cfg: Preprocess
 def process_recording(job: RecordingJob) -> JobResult:
     """Preprocess one recording and write its outputs. Never raises for bad input: a failure is a
     `JobResult` with status 'failed' and the reason, so one broken file cannot stop a batch."""
-    from szflow.data.annotations import read_annotation
-    from szflow.data.edf import ELECTRODES, read_eeg
-
     started = time.perf_counter()
     result = JobResult(recording_id=job.recording_id, split=job.split, patient=job.patient,
                        session=job.session, montage=job.montage, edf_path=job.edf_path,
@@ -323,69 +285,6 @@ def failed_result(job: RecordingJob, reason: str) -> JobResult:
                      reason=reason)
 
 
-# Older names, used by szflow.remote.modal_app.
-_jobs = make_jobs
-_failed = failed_result
-
-
-def _probe(pool: ProcessPoolExecutor) -> None:
-    """Fail fast, with the likely cause, when worker processes cannot start at all (rather than
-    reporting every recording as failed)."""
-    try:
-        pool.submit(os.getpid).result()
-    except BrokenProcessPool:
-        raise SzflowError(
-            "preprocess: worker processes could not start. A script that calls run_preprocess with "
-            "preprocess.num_workers > 0 must do so under `if __name__ == '__main__':` (workers are "
-            "spawned and import the main module); or set preprocess.num_workers: 0") from None
-
-
-def _run_in_pool(jobs: list[RecordingJob], num_workers: int, on_result: Callable[[JobResult], None]) -> None:
-    """Run jobs in `num_workers` processes, reporting each result as it arrives.
-
-    A worker that dies (segfault in a reader, OOM kill) breaks the whole pool. Only a few jobs are
-    queued at a time, so the ones caught in a broken pool are few: each of them is retried alone in
-    a fresh process (only the culprit fails again), and the rest go on in a fresh pool.
-    """
-    # 'spawn' starts clean interpreters: no inherited threads or locks (fork + threads can
-    # deadlock), and the same behaviour on Linux and macOS.
-    context = multiprocessing.get_context("spawn")
-    workers = min(num_workers, len(jobs))
-    pending = deque(jobs)
-    probed = False
-    while pending:
-        suspects: list[RecordingJob] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            if not probed:
-                _probe(pool)
-                probed = True
-            in_flight: dict[Future, RecordingJob] = {}
-            while pending or in_flight:
-                # Two per worker keeps every worker busy while bounding what a crash takes down.
-                while pending and len(in_flight) < 2 * workers:
-                    job = pending.popleft()
-                    in_flight[pool.submit(process_recording, job)] = job
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = in_flight.pop(future)
-                    try:
-                        on_result(future.result())
-                    except BrokenProcessPool:
-                        suspects.append(job)
-                    except Exception as exc:  # noqa: BLE001 - e.g. a result that failed to unpickle
-                        on_result(failed_result(job, f"unexpected {type(exc).__name__}: {exc}"))
-                if suspects:
-                    suspects.extend(in_flight.values())
-                    break
-        for job in suspects:
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as alone:
-                try:
-                    on_result(alone.submit(process_recording, job).result())
-                except BrokenProcessPool:
-                    on_result(failed_result(job, "the worker process died while preprocessing this recording "
-                                           "(crash or out of memory)"))
-
-
 def failure_message(report: pd.DataFrame, limit: float, report_path: Path, shown: int = 5) -> str | None:
     """The error message when too many recordings failed, else None."""
     total = len(report)
@@ -397,54 +296,3 @@ def failure_message(report: pd.DataFrame, limit: float, report_path: Path, shown
     return (f"{len(failed)} of {total} recordings failed to preprocess "
             f"({len(failed) / total:.1%} > preprocess.max_failed_fraction {limit:.1%}); "
             f"see {report_path}. Failures: {examples}{more}")
-
-
-def run_preprocess(params: Params, out_dir: str | Path = Path("data/preprocess"), progress: bool = True,
-                   corpus: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Preprocess every recording of every split of the corpus; return the report (also written to
-    `<out_dir>/report.csv`). Raises `TooManyFailuresError` (after writing the report) when more
-    than `preprocess.max_failed_fraction` of the recordings failed. `corpus` overrides discovery.
-    """
-    from szflow.data.discover import discover_corpus
-
-    cfg = params.preprocess
-    out_dir = Path(out_dir)
-    if not out_dir.is_absolute():
-        out_dir = Path(params.root) / out_dir
-    # Fail on a bad filter setting before starting any worker (raises ConfigError).
-    design_filter(float(cfg.sample_rate_hz), tuple(cfg.bandpass_hz), cfg.bandpass_order, cfg.notch_hz,
-                  cfg.notch_quality)
-    table = corpus if corpus is not None else discover_corpus(corpus_root(params), source=params.data.source)
-    params_hash = params.section_hash("preprocess")
-    jobs, results = make_jobs(table, out_dir, cfg, params_hash)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir, recursive=True)
-
-    bar = tqdm(total=len(jobs) + len(results), desc="preprocess", unit="rec", disable=not progress)
-    bar.update(len(results))
-
-    def on_result(result: JobResult) -> None:
-        results.append(result)
-        if result.status != "ok":
-            log.warning("skipped %s (%s): %s", result.recording_id, result.split, result.reason)
-        bar.update(1)
-
-    try:
-        if cfg.num_workers == 0 or len(jobs) <= 1:
-            for job in jobs:
-                on_result(process_recording(job))
-        else:
-            _run_in_pool(jobs, cfg.num_workers, on_result)
-    finally:
-        bar.close()
-
-    report = pd.DataFrame([r.row() for r in results], columns=REPORT_COLUMNS)
-    report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
-    report_path = write_run_summary(out_dir, report, cfg, params_hash)
-    n_ok = int((report["status"] == "ok").sum())
-    log.info("preprocessed %d of %d recordings (%d resumed) into %s in %.1f s of worker time", n_ok,
-             len(report), int(report["resumed"].sum()), out_dir, float(report["seconds"].sum()))
-    message = failure_message(report, cfg.max_failed_fraction, report_path)
-    if message:
-        raise TooManyFailuresError(message)
-    return report
