@@ -1,6 +1,9 @@
-"""DVC stage `dev`: runs szflow.evaluate.run_dev_stage through the profile's executor."""
+"""DVC stage `dev`: predict dev, tune and freeze the operating points.
 
-from szflow.stages.runner import stage_main
+Driver: szflow.stages.dev, run through the executor of the active hardware profile.
+"""
+
+from szflow.stages.dev import main
 
 if __name__ == "__main__":
-    stage_main("dev")
+    main()

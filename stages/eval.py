@@ -1,6 +1,9 @@
-"""DVC stage `eval`: runs szflow.evaluate.run_eval_stage through the profile's executor."""
+"""DVC stage `eval`: predict eval, score it at the operating points frozen on dev.
 
-from szflow.stages.runner import stage_main
+Driver: szflow.stages.eval, run through the executor of the active hardware profile.
+"""
+
+from szflow.stages.eval import main
 
 if __name__ == "__main__":
-    stage_main("eval")
+    main()

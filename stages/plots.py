@@ -1,7 +1,6 @@
-"""DVC stage `plots`: data files for `dvc plots show` and PNGs, from predictions and training curves."""
+"""DVC stage `plots`: data files for `dvc plots show` and PNGs (driver: szflow.stages.plots)."""
 
-from szflow.plots import run_plots_stage
-from szflow.stages.runner import stage_main
+from szflow.stages.plots import main
 
 if __name__ == "__main__":
-    stage_main(run_plots_stage)
+    main()

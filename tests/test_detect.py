@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 from szflow import edf_store
 from szflow.baseline import fit_baseline, save_baseline
-from szflow.cache import SplitStore, run_cache
+from szflow.cache import SplitStore
 from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, select_electrodes
 from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file
 from szflow.edf_store import ValueCheck, prepare_store
-from szflow.evaluate import read_tracks, run_eval_stage
+from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
 from szflow.model import Detector, save_checkpoint
 from szflow.model.checkpoint import load_detector
@@ -33,6 +33,8 @@ from szflow.postprocess import smooth_probabilities
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import channel_stats, statistics_columns, statistics_sample
 from szflow.signal.streaming import ChunkedSignal, ChunkedSource
+from szflow.stages.cache import run as run_cache_stage
+from szflow.stages.eval import run as run_eval_stage
 from szflow.stages.preprocess import run as run_preprocess_stage
 from szflow.synth import generate_corpus
 from szflow.synth.writer import EdfSignal, write_edf_signals
@@ -127,7 +129,7 @@ def project(tmp_path_factory, write_params) -> Path:
     generate_corpus(root / "corpus", synth, progress=False)
     params = load_params(root)
     run_preprocess_stage(params, root, progress=False)
-    run_cache(params, progress=False)
+    run_cache_stage(params, root, progress=False)
     torch.manual_seed(0)
     model = Detector(params.model, mamba_impl="torch").eval()
     save_checkpoint(root / "models" / "best.pt", model=model, model_config=params.model, step=7)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from szflow.cache import SplitStore, run_cache
+from szflow.cache import SplitStore, build_cache, check_preprocess_params
 from szflow.config import Params, load_params
 from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi
 from szflow.data.edf import ELECTRODES
@@ -184,7 +184,8 @@ def test_worker_processes_give_identical_outputs(tmp_path, corpus):
 def test_cache_windows_equal_preprocessed_arrays(tmp_path, corpus):
     params = make_params(tmp_path, corpus)
     preprocess_corpus(params, tmp_path / "pre", progress=False)
-    built = run_cache(params, tmp_path / "pre", tmp_path / "cache", progress=False)
+    check_preprocess_params(tmp_path / "pre", params.section_hash("preprocess"))
+    built = build_cache(tmp_path / "pre", tmp_path / "cache", progress=False)
     assert sorted(built) == ["dev", "eval", "train"]
     store = SplitStore.open(tmp_path / "cache", "train", expected_params_hash=params.section_hash("preprocess"))
     assert list(store.index["recording_id"]) == sorted(store.index["recording_id"])

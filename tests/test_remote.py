@@ -1,6 +1,7 @@
 """Remote execution without a token or network: the Modal objects build with the profile's
-settings, the plan is right, and the executor contract holds through the loopback setup (a local
-folder as the volume, a subprocess as the container)."""
+settings, the plan is right, and the executor contract holds through the loopback setup of
+tests/_remote_fixture.py (a local folder as the volume, a subprocess running the real container
+code)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,34 @@ import shutil
 import time
 from pathlib import Path
 
+import modal
 import pytest
-import yaml
+from _remote_fixture import CLIENT_ONLY_ENV, LoopbackRunner, LoopbackVolumeStore, loopback_executor
 from typer.testing import CliRunner
 
 from szflow.cli import app as cli_app
-from szflow.config import DataConfig, load_params
+from szflow.config import load_params
 from szflow.errors import ConfigError, SzflowError
 from szflow.remote import executor as executor_mod
+from szflow.remote import modal_app, specs
 from szflow.remote.credentials import ModalAuthError, modal_token_status
-from szflow.remote.executor import (
-    LocalExecutor,
-    LoopbackRunner,
-    ModalExecutor,
-    RemoteExecutor,
-    get_executor,
-    loopback_executor,
+from szflow.remote.executor import LocalExecutor, ModalExecutor, RemoteExecutor, get_executor, run_stage
+from szflow.remote.modal_app import (
+    BUCKET_MOUNT,
+    IMAGE_SPEC,
+    VOLUME_MOUNT,
+    VOLUME_NAME,
+    WANDB_SECRET,
+    build_app,
+    build_retries,
+    function_settings,
 )
-from szflow.remote.stages import GPU_STAGES, StageSpec, get_stage, register_stage, unregister_stage
-from szflow.remote.store import LoopbackVolumeStore, blob_path, sha256_file
+from szflow.remote.plan import build_plan, check_remote
+from szflow.remote.specs import GPU_STAGES, StageSpec, get_stage
+from szflow.remote.store import blob_path, download_outputs, sha256_file
+from szflow.synth import generate_corpus
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 FAKE_WANDB = "wandb-fake-secret-4f1d9c"
 FAKE_MODAL_ID = "ak-fake-id-77aa"
 FAKE_MODAL_SECRET = "as-fake-secret-91b2e0"
@@ -56,10 +63,10 @@ def _no_modal_config(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
-def dummy_stage():
-    register_stage(DUMMY)
-    yield DUMMY
-    unregister_stage(DUMMY.name)
+def dummy_stage(monkeypatch):
+    """The dummy stage as one more GPU stage, for this test only."""
+    monkeypatch.setitem(specs.GPU_STAGES, DUMMY.name, DUMMY)
+    return DUMMY
 
 
 def _project(root: Path) -> Path:
@@ -99,7 +106,6 @@ def loopback(tmp_path, project, dummy_stage, monkeypatch):
     volume = tmp_path / "volume"
 
     def make(**options) -> RemoteExecutor:
-        options.setdefault("env", {"PYTHONPATH": str(TESTS)})
         options.setdefault("work_root", tmp_path / "container")
         return loopback_executor(project, volume, **options)
 
@@ -122,50 +128,26 @@ def _calls(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-# ----------------------------------------------------------------------------- stage registry
-def test_stage_registry_lists_each_gpu_stage():
+# ----------------------------------------------------------------------------- stage specs
+def test_stage_specs_list_each_gpu_stage():
     assert set(GPU_STAGES) == {"train", "dev", "eval"}
-    assert get_stage("train").function == "szflow.train:run_train_stage"
-    assert get_stage("dev").function == "szflow.evaluate:run_dev_stage"
-    assert get_stage("eval").function == "szflow.evaluate:run_eval_stage"
+    assert get_stage("train").function == "szflow.stages.train:run"
+    assert get_stage("dev").function == "szflow.stages.dev:run"
+    assert get_stage("eval").function == "szflow.stages.eval:run"
     assert get_stage("train").resume_files == ("models/last.pt",)
     with pytest.raises(SzflowError, match="unknown remote stage"):
         get_stage("nope")
-    with pytest.raises(SzflowError, match="built in"):
-        register_stage(StageSpec(name="train", function="x:y", inputs=(), outputs=()))
 
 
-def test_dvc_yaml_agrees_with_stage_registry():
-    dvc_yaml = REPO / "dvc.yaml"
-    if not dvc_yaml.exists():
-        pytest.skip("dvc.yaml not written yet")
-    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
-    for name, spec in GPU_STAGES.items():
-        stage = stages[name]
-
-        def keys(entries):
-            return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
-
-        outs = keys(stage.get("outs")) | keys(stage.get("metrics")) | keys(stage.get("plots"))
-        assert outs == set(spec.outputs), name
-        data_deps = {d for d in keys(stage.get("deps")) if not d.startswith(("src/", "stages/"))}
-        assert data_deps == set(spec.inputs), name
-        assert stage["cmd"] == f"python stages/{name}.py"
+@pytest.mark.parametrize("name", sorted(GPU_STAGES))
+def test_stage_specs_name_a_driver_run_function(name):
+    function = GPU_STAGES[name].resolve()
+    assert callable(function) and function.__name__ == "run"
+    assert function.__module__ == f"szflow.stages.{name}"
 
 
 # ----------------------------------------------------------------------------- Modal objects
 def test_modal_app_builds_with_profile_settings():
-    import modal
-
-    from szflow.remote.modal_app import (
-        IMAGE_SPEC,
-        VOLUME_MOUNT,
-        VOLUME_NAME,
-        WANDB_SECRET,
-        build_app,
-        build_retries,
-    )
-
     params = _params("a100")
     remote = build_app(params)
     assert isinstance(remote.app, modal.App) and remote.app.name == "szflow"
@@ -195,13 +177,10 @@ def test_modal_app_builds_with_profile_settings():
 
 
 def test_modal_app_variants_multi_gpu_no_wandb_bucket():
-    from szflow.remote.modal_app import BUCKET_MOUNT, build_app, function_settings
-
-    params = _params("a100")
-    hw = params.hardware.model_copy(update={"gpus": 2, "wandb_mode": "disabled"})
-    data = DataConfig(source="tusz", root="s3://tusz-bucket/v2.0.3")
-    params = params.model_copy(update={"hardware": hw,
-                                       "shared": params.shared.model_copy(update={"data": data})})
+    params = load_params(REPO, hw="a100", overrides={
+        "hardware.gpus": 2, "hardware.wandb_mode": "disabled",
+        "data.source": "tusz", "data.root": "s3://tusz-bucket/v2.0.3"})
+    hw = params.hardware
     remote = build_app(params)
     train = remote.functions["train_stage"]._spec_
     assert train.gpus == "A100-80GB:2"
@@ -214,8 +193,6 @@ def test_modal_app_variants_multi_gpu_no_wandb_bucket():
     assert pre.gpus is None and pre.cpu >= 1
     mount = pre.volumes[BUCKET_MOUNT]
     assert mount.bucket_name == "tusz-bucket" and mount.key_prefix == "v2.0.3/" and mount.read_only
-    from szflow.remote.plan import build_plan
-
     plan = build_plan(params, REPO, hash_files=False)
     assert plan["preprocess"]["executor"] == "modal-map"
     assert plan["preprocess"]["bucket"] == "s3://tusz-bucket/v2.0.3/"
@@ -385,7 +362,7 @@ def test_failed_download_is_all_or_nothing(project, loopback, fail_at):
     _run(loopback(), params)
     (project / "models/in.json").write_text(json.dumps({"tag": "v2"}))
     before = {k: v for k, v in _snapshot(project).items() if k.startswith(("out/", "models/last"))}
-    runner = LoopbackRunner(loopback.volume, env={"PYTHONPATH": str(TESTS)})
+    runner = LoopbackRunner(loopback.volume)
     executor = RemoteExecutor(project, _FlakyStore(loopback.volume, fail_at), runner)
     with pytest.raises(OSError, match="connection reset"):
         _run(executor, params)
@@ -434,8 +411,6 @@ def test_modal_executor_without_token_fails_fast_and_touches_nothing(project, du
 
 def test_run_stage_with_modal_profile_and_no_token(project, monkeypatch):
     monkeypatch.chdir(project)
-    from szflow.remote import run_stage
-
     start = time.monotonic()
     with pytest.raises(ModalAuthError, match="MODAL_TOKEN_SECRET"):
         run_stage("train", _params("a100", project), project)
@@ -458,8 +433,6 @@ def test_no_secret_is_written_or_logged(project, loopback, monkeypatch, caplog, 
         result = cli.invoke(cli_app, args)
         assert result.exit_code == 0
         texts.append(result.output)
-    from szflow.remote.plan import check_remote
-
     texts.append(repr(check_remote(params, reach_volume=False)))
     texts.append(caplog.text)
     for folder in (project, loopback.volume, tmp_path / "container"):
@@ -474,30 +447,23 @@ def test_no_secret_is_written_or_logged(project, loopback, monkeypatch, caplog, 
 
 def test_loopback_container_env_has_no_modal_token(monkeypatch, tmp_path):
     monkeypatch.setenv("MODAL_TOKEN_SECRET", FAKE_MODAL_SECRET)
-    env = LoopbackRunner(tmp_path)._env()
+    env = LoopbackRunner(tmp_path).env()
     assert "MODAL_TOKEN_SECRET" not in env and "MODAL_TOKEN_ID" not in env
-    assert executor_mod._CLIENT_ONLY_ENV == ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+    assert CLIENT_ONLY_ENV == ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 
 
 def test_preprocess_fanout_bodies_with_local_mounts(tmp_path, monkeypatch):
     """The bodies of the Modal preprocessing fan-out, run here with folders standing in for the S3
     mount and the volume: jobs are listed from the bucket, each recording is preprocessed into the
     volume with a manifest, and the download puts data/preprocess in place."""
-    import modal
-
-    from szflow.config import SynthConfig
-    from szflow.remote import modal_app
-    from szflow.remote.executor import download_outputs
-    from szflow.synth import generate_corpus
-
     bucket, volume, work = tmp_path / "bucket", tmp_path / "volume", tmp_path / "work"
-    generate_corpus(bucket, SynthConfig(patients={"train": 1, "dev": 1, "eval": 0}, recordings_per_patient=1,
-                                        min_duration_s=30, max_duration_s=30, broken_files=0))
+    params = load_params(REPO, hw="local", overrides={
+        "synth.patients": {"train": 1, "dev": 1, "eval": 0}, "synth.recordings_per_patient": 1,
+        "synth.min_duration_s": 30, "synth.max_duration_s": 30, "synth.broken_files": 0,
+        "data.root": "s3://tusz/v2"})
+    generate_corpus(bucket, params.synth)
     volume.mkdir()
     commits = []
-    params = _params("local")
-    params = params.model_copy(update={"shared": params.shared.model_copy(
-        update={"data": DataConfig(source="synthetic", root="s3://tusz/v2")})})
     assert modal_app.preprocess_plan_entry(params)["mount"] == "/data/edf/{split}"
 
     class _Volume:

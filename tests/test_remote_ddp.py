@@ -12,7 +12,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from szflow.config import load_params
 from szflow.errors import SzflowError
-from szflow.remote.ddp import local_batch_size, rank_slice, run_distributed, spawn, torchrun_command
+from szflow.remote.ddp import run_distributed, spawn, torchrun_command
+from szflow.train.distributed import local_batch_size, rank_slice
 
 GLOBAL_BATCH = 8
 STEPS = 2

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import typer
 
+from szflow import layout
+from szflow.config import SynthConfig, load_params
+from szflow.data.summary import format_summary, summarise_corpus
+from szflow.detect import format_result, run_detect
+from szflow.detect import format_summary as format_detect_summary
 from szflow.errors import SzflowError
+from szflow.model import describe_model
+from szflow.remote.plan import build_plan, check_remote, format_plan
+from szflow.scoring import format_score_table, score_folders
+from szflow.synth import generate_corpus
 
 app = typer.Typer(help="szflow: EEG seizure detection workflow (TUSZ, SzCORE), tracked by DVC.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,7 +37,7 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the synthetic TUSZ-layout corpus into."),
-    seed: int = typer.Option(0, help="Random seed; the same seed gives the same bytes."),
+    seed: int | None = typer.Option(None, help="Random seed; the same seed gives the same bytes (default from params)."),
     train_patients: int | None = typer.Option(None, help="Patients in train (default from params)."),
     dev_patients: int | None = typer.Option(None, help="Patients in dev."),
     eval_patients: int | None = typer.Option(None, help="Patients in eval."),
@@ -36,20 +45,18 @@ def synth(
     min_duration_s: float | None = typer.Option(None, help="Shortest recording, seconds."),
     max_duration_s: float | None = typer.Option(None, help="Longest recording, seconds."),
     broken_files: int | None = typer.Option(None, help="Deliberately broken files to include."),
-    params_file: Path | None = typer.Option(None, "--params", help="Take defaults from this params.yaml."),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params",
+                                     help="The params.yaml whose synth section gives the defaults."),
 ) -> None:
     """Generate a synthetic corpus in TUSZ layout (EDF + .csv + .csv_bi)."""
-    from szflow.config import SynthConfig, load_params
-    from szflow.synth import generate_corpus
-
     try:
-        base = load_params(params_file.parent).synth if params_file else SynthConfig()
+        base = load_params(params_file.parent).synth
         patients = dict(base.patients)
         for split, value in (("train", train_patients), ("dev", dev_patients), ("eval", eval_patients)):
             if value is not None:
                 patients[split] = value
-        overrides = {"seed": seed, "patients": patients}
-        for key, value in (("recordings_per_patient", recordings_per_patient),
+        overrides: dict = {"patients": patients}
+        for key, value in (("seed", seed), ("recordings_per_patient", recordings_per_patient),
                            ("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s),
                            ("broken_files", broken_files)):
             if value is not None:
@@ -66,8 +73,6 @@ def corpus_summary(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Per split: patients, recordings, hours, seizures, montages, rates, failed files."""
-    from szflow.data.summary import format_summary, summarise_corpus
-
     try:
         summary = summarise_corpus(root)
     except SzflowError as exc:
@@ -80,9 +85,6 @@ def model_summary(
     params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
 ) -> None:
     """Print the detector's layers and parameter count for the model in params.yaml."""
-    from szflow.config import load_params
-    from szflow.model import describe_model
-
     try:
         params = load_params(params_dir)
     except SzflowError as exc:
@@ -97,8 +99,6 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print the JSON contract instead of a table."),
 ) -> None:
     """Score hypotheses against references: NEDC OVLP and TAES, SzCORE event and sample."""
-    from szflow.scoring import format_score_table, score_folders
-
     try:
         result = score_folders(ref, hyp)
     except SzflowError as exc:
@@ -113,9 +113,6 @@ def remote_plan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show what would run where (executor, GPU, CPUs, timeout, uploads, downloads). Needs no token."""
-    from szflow.config import load_params
-    from szflow.remote.plan import build_plan, format_plan
-
     try:
         plan = build_plan(load_params(params_dir, hw=hw), params_dir)
     except SzflowError as exc:
@@ -129,9 +126,6 @@ def remote_check(
     params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
 ) -> None:
     """Check the Modal setup: token present, app builds, volume reachable. Exit 1 if any fails."""
-    from szflow.config import load_params
-    from szflow.remote.plan import check_remote
-
     try:
         checks = check_remote(load_params(params_dir, hw=hw))
     except SzflowError as exc:
@@ -147,7 +141,7 @@ def remote_check(
 @app.command()
 def detect(
     inputs: list[Path] = typer.Argument(..., help="EDF files, or folders searched recursively for *.edf."),
-    checkpoint: Path = typer.Option(Path("models/best.pt"), "--checkpoint", help="Trained detector (best.pt)."),
+    checkpoint: Path = typer.Option(layout.BEST_CHECKPOINT, "--checkpoint", help="Trained detector (best.pt)."),
     operating_point: str = typer.Option("10", "--operating-point",
                                         help="False alarms per 24 h to operate at: a key of operating_points.json."),
     operating_points: Path | None = typer.Option(
@@ -161,8 +155,6 @@ def detect(
                                             help="Progress bars (default: when stderr is a terminal)."),
 ) -> None:
     """Detect seizures in EDF recordings; write one event file per recording. Exit 1 if any file failed."""
-    from szflow.detect import format_result, format_summary, run_detect
-
     def report(result) -> None:
         if result.status == "ok":
             typer.echo(format_result(result))
@@ -177,7 +169,7 @@ def detect(
         )
     except SzflowError as exc:
         _fail(exc)
-    typer.echo(format_summary(summary))
+    typer.echo(format_detect_summary(summary))
     if summary.failed:
         raise typer.Exit(code=1)
 

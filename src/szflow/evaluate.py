@@ -1,9 +1,9 @@
-"""Dev and eval stages: inference over a split, operating points, predictions and metrics.
+"""Dev and eval as a library: inference over a split, operating points, predictions and reports.
 
-`dev` tunes the post-processing on dev for each target false-alarm rate and freezes the result in
-`models/operating_points.json`; `eval` only applies those frozen settings. Both run the network and
-the classical baseline through the same post-processing and scoring, so every report shows what the
-network adds.
+On dev the post-processing is tuned for each target false-alarm rate; on eval those frozen settings
+are only applied. Both run the network and the classical baseline through the same post-processing
+and scoring, so every report shows what the network adds. The stage drivers
+(`szflow.stages.dev`, `szflow.stages.eval`) choose the paths; everything here takes them as arguments.
 """
 
 from __future__ import annotations
@@ -13,35 +13,32 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from szflow.baseline import baseline_tracks, load_baseline
+from szflow.cache import SplitStore
 from szflow.config import Params
+from szflow.data.annotations import write_csv_bi, write_events_tsv
 from szflow.errors import SzflowError
-from szflow.io_utils import atomic_path, atomic_write_json
-from szflow.operating_points import read_operating_points
+from szflow.inference import predict_tracks, resolve_device
+from szflow.io_utils import atomic_path
+from szflow.model.checkpoint import load_detector
+from szflow.postprocess import SETTINGS_KEYS, events_to_annotation, probs_to_events
+from szflow.scoring import ProbabilityTrack, RecordingEvents, auroc, score_corpus, tune_operating_points
 from szflow.scoring.sweep import target_key
 
 log = logging.getLogger("szflow.evaluate")
 
-OPERATING_POINTS_PATH = Path("models/operating_points.json")
-SETTINGS_KEYS = ("smoothing_s", "threshold", "hysteresis_low", "min_duration_s", "merge_gap_s")
-
-
-def _split_tracks(params: Params, workdir: Path, split: str):
-    """Probability tracks of the network and of the baseline over every recording of `split`."""
-    import torch
-
-    from szflow.baseline import baseline_tracks, load_baseline
-    from szflow.cache import SplitStore
-    from szflow.inference import predict_tracks, resolve_device
-    from szflow.model.checkpoint import load_detector
-
-    store = SplitStore.open(workdir / "data" / "cache", split)
+def split_tracks(params: Params, cache_dir: Path, split: str, checkpoint_path: Path, baseline_path: Path):
+    """Probability tracks of the network (the checkpoint) and of the baseline over every recording of
+    `<cache_dir>/<split>`, and the loaded checkpoint."""
+    store = SplitStore.open(cache_dir, split)
     recording_ids = list(store.index["recording_id"])
     if not recording_ids:
-        raise SzflowError(f"split '{split}' has no recordings in {workdir / 'data' / 'cache' / split}")
+        raise SzflowError(f"split '{split}' has no recordings in {cache_dir / split}")
     device = resolve_device(params.hardware.device)
     model, checkpoint = load_detector(
-        workdir / "models" / "best.pt", expected_config=params.model,
+        checkpoint_path, expected_config=params.model,
         mamba_impl=params.hardware.mamba_impl, device=device,
     )
     with torch.inference_mode():
@@ -51,15 +48,12 @@ def _split_tracks(params: Params, workdir: Path, split: str):
             batch_size=params.hardware.inference_batch_size, device=device,
             precision=params.hardware.precision, frame_rate_hz=params.model.frame_rate_hz,
         )
-    baseline = load_baseline(workdir / "models" / "baseline.json")
+    baseline = load_baseline(baseline_path)
     base_tracks = baseline_tracks(store, recording_ids, baseline, params.model.frame_rate_hz)
     return tracks, base_tracks, checkpoint
 
 
 def _events_for(tracks, settings: dict) -> list:
-    from szflow.postprocess import probs_to_events
-    from szflow.scoring import RecordingEvents
-
     kwargs = {key: settings[key] for key in SETTINGS_KEYS}
     return [
         RecordingEvents(
@@ -73,8 +67,6 @@ def _events_for(tracks, settings: dict) -> list:
 
 def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict:
     """Corpus scores (OVLP, TAES, SzCORE) of `tracks` at each frozen operating point, plus AUROC."""
-    from szflow.scoring import auroc, score_corpus
-
     result: dict = {"auroc": float(auroc(tracks)), "operating_points": {}}
     for key, point in operating_points.items():
         scores = score_corpus(_events_for(tracks, point))
@@ -84,8 +76,6 @@ def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict
 
 
 def tune(params: Params, tracks) -> dict[str, dict]:
-    from szflow.scoring import tune_operating_points
-
     points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, **params.eval.tuning_grid())
     return {target_key(float(key)): value for key, value in points.items()}
 
@@ -105,8 +95,6 @@ def write_tracks(path: Path, tracks) -> None:
 
 
 def read_tracks(path: Path) -> list:
-    from szflow.scoring import ProbabilityTrack
-
     with np.load(path) as data:
         probabilities = data["probabilities"]
         meta = json.loads(str(data["meta"]))
@@ -124,9 +112,6 @@ def read_tracks(path: Path) -> list:
 
 def write_predictions(out_dir: Path, tracks, operating_points: dict[str, dict]) -> None:
     """Per operating point: one TUSZ .csv_bi and one SzCORE _events.tsv per recording."""
-    from szflow.data.annotations import write_csv_bi, write_events_tsv
-    from szflow.postprocess import events_to_annotation
-
     for key, point in operating_points.items():
         for recording in _events_for(tracks, point):
             annotation = events_to_annotation(recording.recording_id, recording.hypothesis,
@@ -136,7 +121,8 @@ def write_predictions(out_dir: Path, tracks, operating_points: dict[str, dict]) 
             write_events_tsv(folder / "tsv" / f"{recording.recording_id}_events.tsv", annotation)
 
 
-def _report(split: str, tracks, base_tracks, points: dict, base_points: dict, checkpoint) -> dict:
+def split_report(split: str, tracks, base_tracks, points: dict, base_points: dict, checkpoint) -> dict:
+    """metrics/<split>.json: the network and the baseline scored at their operating points."""
     network = score_at_operating_points(tracks, points)
     baseline = score_at_operating_points(base_tracks, base_points)
     return {
@@ -147,39 +133,3 @@ def _report(split: str, tracks, base_tracks, points: dict, base_points: dict, ch
         **network,
         "baseline": baseline,
     }
-
-
-def run_dev_stage(params: Params, workdir: Path = Path(".")) -> dict:
-    workdir = Path(workdir)
-    tracks, base_tracks, checkpoint = _split_tracks(params, workdir, "dev")
-    points = tune(params, tracks)
-    base_points = tune(params, base_tracks)
-    atomic_write_json(workdir / OPERATING_POINTS_PATH, {
-        "tuned_on": "dev", "frame_rate_hz": params.model.frame_rate_hz,
-        "checkpoint_step": int(checkpoint.step), "detector": points, "baseline": base_points,
-    })
-    out_dir = workdir / "predictions" / "dev"
-    write_tracks(out_dir / "tracks.npz", tracks)
-    write_tracks(out_dir / "baseline_tracks.npz", base_tracks)
-    write_predictions(out_dir, tracks, points)
-    report = _report("dev", tracks, base_tracks, points, base_points, checkpoint)
-    atomic_write_json(workdir / "metrics" / "dev.json", report)
-    return report
-
-
-def run_eval_stage(params: Params, workdir: Path = Path(".")) -> dict:
-    workdir = Path(workdir)
-    frozen = read_operating_points(workdir / OPERATING_POINTS_PATH)
-    tracks, base_tracks, checkpoint = _split_tracks(params, workdir, "eval")
-    if int(frozen.get("checkpoint_step", -1)) != int(checkpoint.step):
-        raise SzflowError(
-            f"{OPERATING_POINTS_PATH} was tuned for checkpoint step {frozen.get('checkpoint_step')}, "
-            f"but models/best.pt is step {checkpoint.step}: re-run the dev stage"
-        )
-    out_dir = workdir / "predictions" / "eval"
-    write_tracks(out_dir / "tracks.npz", tracks)
-    write_tracks(out_dir / "baseline_tracks.npz", base_tracks)
-    write_predictions(out_dir, tracks, frozen["detector"])
-    report = _report("eval", tracks, base_tracks, frozen["detector"], frozen["baseline"], checkpoint)
-    atomic_write_json(workdir / "metrics" / "eval.json", report)
-    return report

@@ -55,6 +55,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def jsonable(obj: Any) -> Any:
+    """A summary as plain JSON values (numpy scalars and arrays, Paths, tuples...)."""
+
+    def default(value: Any) -> Any:
+        if hasattr(value, "item"):
+            return value.item()
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        return str(value)
+
+    return json.loads(json.dumps(obj, default=default))
+
+
 def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> list[Path]:
     """Delete the temporaries that killed writers left in `folder` (only names `atomic_path` makes).
 

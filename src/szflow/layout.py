@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 SYNTH_DIR = Path("data/synth")
+# Written instead of a corpus when data.source is a real corpus (the DVC out must exist).
+SYNTH_SKIPPED = SYNTH_DIR / "SKIPPED.txt"
 PREPROCESS_DIR = Path("data/preprocess")
 PREPROCESS_REPORT = PREPROCESS_DIR / "report.csv"
 CACHE_DIR = Path("data/cache")
@@ -23,9 +25,15 @@ OPERATING_POINTS = MODELS_DIR / "operating_points.json"
 METRICS_DIR = Path("metrics")
 TRAIN_METRICS = METRICS_DIR / "train.json"
 TRAIN_CURVES_DIR = METRICS_DIR / "train_curves"
+# Where DVCLive writes one .tsv per logged metric inside TRAIN_CURVES_DIR.
+TRAIN_CURVE_TABLES_DIR = TRAIN_CURVES_DIR / "plots" / "metrics"
 
 PREDICTIONS_DIR = Path("predictions")
+# Inside predictions/<split>: the probability tracks of the network and of the baseline.
+NETWORK_TRACKS = "tracks.npz"
+BASELINE_TRACKS = "baseline_tracks.npz"
 PLOTS_DIR = Path("plots")
+PLOTS_PNG_DIR = PLOTS_DIR / "png"
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("params")

@@ -1,12 +1,13 @@
-"""The `plots` stage: data files for `dvc plots show` and matplotlib PNGs of the same.
+"""Plots of dev and eval results: data files for `dvc plots show` and matplotlib PNGs of the same.
 
-Data files (declared once, in the top-level `plots:` of dvc.yaml), one per curve because DVC's
+`write_plots(out_dir, png_dir, ...)` writes, from tracks, operating points and metrics it is given
+(the `plots` stage driver, `szflow.stages.plots`, reads them), one data file per curve because DVC's
 templates draw one line per file:
-  plots/froc_<split>_<detector>.csv              sensitivity vs FA/24h per threshold (OVLP)
-  plots/operating_points_<split>_<detector>.csv  the frozen (dev-tuned) operating points, scored
-  plots/roc_eval_<detector>.csv, plots/pr_eval_<detector>.csv   frame-level ROC and PR on eval
-PNGs under plots/png/: froc, roc, pr, training curves, and timelines of a few eval recordings.
-plots/dvc_plots_template.html: an HTML template for `dvc plots show --html-template` with Vega,
+  <out_dir>/froc_<split>_<detector>.csv              sensitivity vs FA/24h per threshold (OVLP)
+  <out_dir>/operating_points_<split>_<detector>.csv  the frozen (dev-tuned) operating points, scored
+  <out_dir>/roc_eval_<detector>.csv, <out_dir>/pr_eval_<detector>.csv   frame-level ROC and PR on eval
+PNGs in <png_dir>: froc, roc, pr, training curves, and timelines of a few eval recordings.
+<out_dir>/dvc_plots_template.html: an HTML template for `dvc plots show --html-template` with Vega,
 Vega-Lite and Vega-Embed inlined (DVC's own page loads them from a CDN, so without network its
 charts stay blank).
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from szflow.config import Params
 from szflow.io_utils import atomic_path, atomic_write_text
+from szflow.postprocess import probs_to_events
+from szflow.scoring import pr_curve, roc_curve, sweep_thresholds
 
 FROC_THRESHOLDS = np.round(np.linspace(0.02, 0.98, 49), 2)
 SPLITS = ("dev", "eval")
@@ -36,22 +37,8 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _load(workdir: Path):
-    from szflow.evaluate import read_tracks
-
-    tracks = {}
-    for split in SPLITS:
-        folder = workdir / "predictions" / split
-        tracks[(split, "network")] = read_tracks(folder / "tracks.npz")
-        tracks[(split, "baseline")] = read_tracks(folder / "baseline_tracks.npz")
-    points = json.loads((workdir / "models" / "operating_points.json").read_text())
-    return tracks, points
-
-
 def froc_rows(tracks: dict, points: dict) -> list[dict]:
     """A threshold sweep with the post-processing of the loosest operating point held fixed."""
-    from szflow.scoring import sweep_thresholds
-
     rows = []
     for (split, detector), split_tracks in tracks.items():
         settings = points["detector" if detector == "network" else "baseline"]
@@ -64,11 +51,11 @@ def froc_rows(tracks: dict, points: dict) -> list[dict]:
     return rows
 
 
-def operating_point_rows(workdir: Path) -> list[dict]:
+def operating_point_rows(metrics: dict[str, dict]) -> list[dict]:
+    """The scored operating points of `metrics` ({split: that split's metrics JSON})."""
     rows = []
     for split in SPLITS:
-        metrics = json.loads((workdir / "metrics" / f"{split}.json").read_text())
-        for detector, block in (("network", metrics), ("baseline", metrics["baseline"])):
+        for detector, block in (("network", metrics[split]), ("baseline", metrics[split]["baseline"])):
             for key, scores in block["operating_points"].items():
                 rows.append({"split": split, "detector": detector, "curve": f"{split} {detector}",
                              "target_fa_per_24h": key,
@@ -78,8 +65,6 @@ def operating_point_rows(workdir: Path) -> list[dict]:
 
 
 def curve_rows(tracks: dict) -> tuple[list[dict], list[dict]]:
-    from szflow.scoring import pr_curve, roc_curve
-
     roc, pr = [], []
     for detector in DETECTORS:
         split_tracks = tracks[("eval", detector)]
@@ -168,15 +153,9 @@ def _read_tsv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def training_curve_files(workdir: Path) -> list[Path]:
-    folder = workdir / "metrics" / "train_curves" / "plots" / "metrics"
-    return sorted(folder.rglob("*.tsv")) if folder.exists() else []
-
-
-def _png_training(workdir: Path, path: Path) -> None:
+def _png_training(files: list[Path], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    files = training_curve_files(workdir)
     if not files:
         return
     columns = min(3, len(files))
@@ -198,8 +177,6 @@ def _png_training(workdir: Path, path: Path) -> None:
 
 def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
-
-    from szflow.postprocess import probs_to_events
 
     network = tracks[("eval", "network")]
     settings = points["detector"]
@@ -275,30 +252,33 @@ def offline_template() -> str:
     return _OFFLINE_PAGE.replace("__BUNDLE__", bundle)
 
 
-def run_plots_stage(params: Params, workdir: Path = Path(".")) -> dict:
+def write_plots(out_dir: Path, png_dir: Path, tracks: dict, points: dict, metrics: dict[str, dict],
+                curve_files: list[Path], timeline_recordings: int) -> list[Path]:
+    """Every data file, PNG and the offline template; returns the timeline PNGs.
+
+    `tracks`: {(split, "network" | "baseline"): probability tracks} for dev and eval; `points`: the
+    operating points file; `metrics`: {split: metrics JSON}; `curve_files`: DVCLive's .tsv tables of
+    the training curves.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    workdir = Path(workdir)
-    out = workdir / "plots"
-    tracks, points = _load(workdir)
     froc = froc_rows(tracks, points)
-    ops = operating_point_rows(workdir)
+    ops = operating_point_rows(metrics)
     roc, pr = curve_rows(tracks)
     # One file per curve: DVC's templates draw one line per file, not per column value.
     for name, rows in (("froc", froc), ("operating_points", ops)):
         for split in SPLITS:
             for detector in DETECTORS:
                 sel = [r for r in rows if r["split"] == split and r["detector"] == detector]
-                atomic_write_text(out / f"{name}_{split}_{detector}.csv", _csv_text(sel))
+                atomic_write_text(out_dir / f"{name}_{split}_{detector}.csv", _csv_text(sel))
     for name, rows in (("roc", roc), ("pr", pr)):
         for detector in DETECTORS:
             sel = [r for r in rows if r["detector"] == detector]
-            atomic_write_text(out / f"{name}_eval_{detector}.csv", _csv_text(sel))
-    png = out / "png"
-    _png_froc(froc, ops, png / "froc.png")
-    _png_curves(roc, pr, png / "roc.png", png / "pr.png")
-    _png_training(workdir, png / "training.png")
-    timelines = _png_timelines(tracks, points, params.eval.timeline_recordings, png)
-    atomic_write_text(out / OFFLINE_TEMPLATE_NAME, offline_template())
-    return {"files": len(list(out.rglob("*"))), "timelines": [p.name for p in timelines]}
+            atomic_write_text(out_dir / f"{name}_eval_{detector}.csv", _csv_text(sel))
+    _png_froc(froc, ops, png_dir / "froc.png")
+    _png_curves(roc, pr, png_dir / "roc.png", png_dir / "pr.png")
+    _png_training(curve_files, png_dir / "training.png")
+    timelines = _png_timelines(tracks, points, timeline_recordings, png_dir)
+    atomic_write_text(out_dir / OFFLINE_TEMPLATE_NAME, offline_template())
+    return timelines

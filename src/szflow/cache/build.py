@@ -33,9 +33,11 @@ from szflow.cache.layout import (
     SIGNALS_NAME,
 )
 from szflow.cache.store import CacheError
-from szflow.config import SPLITS, Params
+from szflow.config import SPLITS
 from szflow.data.edf import ELECTRODES
 from szflow.io_utils import atomic_path, atomic_write_json, remove_stale_temporaries
+from szflow.signal.jobs import MANIFEST_NAME as PRE_MANIFEST
+from szflow.signal.jobs import REPORT_NAME
 from szflow.signal.labels import seizure_mask
 
 log = logging.getLogger("szflow.cache")
@@ -62,9 +64,6 @@ assert INDEX_SCHEMA.names == INDEX_COLUMNS
 
 
 def _read_preprocess(preprocess_dir: Path) -> tuple[dict, pd.DataFrame]:
-    from szflow.signal.pipeline import MANIFEST_NAME as PRE_MANIFEST
-    from szflow.signal.pipeline import REPORT_NAME
-
     manifest_path, report_path = preprocess_dir / PRE_MANIFEST, preprocess_dir / REPORT_NAME
     if not manifest_path.exists() or not report_path.exists():
         raise CacheError(f"{preprocess_dir}: no preprocess output ({PRE_MANIFEST}, {REPORT_NAME}); run the "
@@ -233,17 +232,11 @@ def build_cache(preprocess_dir: str | Path, cache_dir: str | Path, splits: tuple
     return {split: build_split(preprocess_dir, cache_dir, split, progress) for split in present}
 
 
-def run_cache(params: Params, preprocess_dir: str | Path = Path("data/preprocess"),
-              cache_dir: str | Path = Path("data/cache"), progress: bool = True) -> dict[str, Path]:
-    """The `cache` stage: build from the preprocess outputs made with the current params."""
-    root = Path(params.root)
-    preprocess_dir, cache_dir = Path(preprocess_dir), Path(cache_dir)
-    preprocess_dir = preprocess_dir if preprocess_dir.is_absolute() else root / preprocess_dir
-    cache_dir = cache_dir if cache_dir.is_absolute() else root / cache_dir
+def check_preprocess_params(preprocess_dir: str | Path, params_hash: str) -> None:
+    """CacheError unless `preprocess_dir` was preprocessed with the params that hash to `params_hash`."""
+    preprocess_dir = Path(preprocess_dir)
     manifest, _ = _read_preprocess(preprocess_dir)
-    expected = params.section_hash("preprocess")
-    if manifest.get("params_hash") != expected:
+    if manifest.get("params_hash") != params_hash:
         raise CacheError(f"{preprocess_dir} was preprocessed with params {manifest.get('params_hash')}, "
-                         f"but params.yaml's preprocess section hashes to {expected}; re-run the "
+                         f"but params.yaml's preprocess section hashes to {params_hash}; re-run the "
                          "preprocess stage")
-    return build_cache(preprocess_dir, cache_dir, progress=progress)

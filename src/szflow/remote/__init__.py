@@ -1,27 +1,7 @@
-"""Run the GPU stages (train, dev, eval) here or on Modal; `run_stage` picks from the profile.
+"""Run the GPU stages (train, dev, eval) here or on Modal.
 
-Importing this package never imports modal or torch: those load only when a remote run or the
-Modal app is built.
+`executor.run_stage(name, params)` picks the executor of the active hardware profile; `specs` says
+what each GPU stage reads and writes; `container` is what runs inside a remote container;
+`modal_app` builds the Modal objects; `plan` shows what would run where. This file imports nothing,
+so `python -m szflow.remote.ddp` (one torchrun rank) loads only what that rank needs.
 """
-
-from szflow.remote.executor import (
-    Executor,
-    LocalExecutor,
-    ModalExecutor,
-    RemoteExecutor,
-    get_executor,
-    run_stage,
-)
-from szflow.remote.stages import GPU_STAGES, StageSpec, get_stage
-
-__all__ = [
-    "GPU_STAGES",
-    "Executor",
-    "LocalExecutor",
-    "ModalExecutor",
-    "RemoteExecutor",
-    "StageSpec",
-    "get_executor",
-    "get_stage",
-    "run_stage",
-]

@@ -1,9 +1,9 @@
 """What runs inside the remote container: build a workdir from the volume, run the core function,
 write the outputs back to the volume.
 
-The same code runs in a Modal container (volume mounted at /vol, `commit` = `volume.commit`) and in
-the loopback test setup (a local folder as the volume, this module run as a subprocess:
-`python -m szflow.remote.container --volume DIR --job JOB.json`). The workdir lives on local disk,
+`run_job` takes the volume as a folder and its commit/reload as functions: in a Modal container the
+volume is mounted at /vol and they are `volume.commit`/`volume.reload`; the tests run it in a
+subprocess against a local folder. The workdir lives on local disk,
 not on the volume: inputs are symlinked from the content-addressed blobs, and only the resume files
 (last.pt) are copied to the volume while the stage runs, so a retried container after a preemption
 finds the newest checkpoint and the core function resumes from it.
@@ -11,21 +11,21 @@ finds the newest checkpoint and the core function resumes from it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.io_utils import atomic_write_text
+from szflow.io_utils import atomic_write_text, jsonable
+from szflow.remote.ddp import run_distributed
+from szflow.remote.specs import resolve_function
 from szflow.remote.store import JOB_VERSION, blob_path, iter_files, run_dir, sha256_file
 
 log = logging.getLogger("szflow.remote")
@@ -33,19 +33,6 @@ log = logging.getLogger("szflow.remote")
 
 def _noop() -> None:
     pass
-
-
-def jsonable(obj: Any) -> Any:
-    """A core function's summary as plain JSON (numpy scalars, Paths, tuples...)."""
-
-    def default(value: Any) -> Any:
-        if hasattr(value, "item"):
-            return value.item()
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        return str(value)
-
-    return json.loads(json.dumps(obj, default=default))
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
@@ -156,15 +143,9 @@ def build_workdir(job: dict, volume_root: Path, workdir: Path) -> None:
 
 
 def _call_core(job: dict, workdir: Path) -> dict:
-    from szflow.config import Params
-
     params = Params.model_validate({**job["params"], "root": str(workdir)})
     if job.get("distributed") and params.hardware.gpus > 1:
-        from szflow.remote.ddp import run_distributed
-
         return run_distributed(job["function"], params, workdir, nproc=params.hardware.gpus)
-    from szflow.remote.stages import resolve_function
-
     fn = resolve_function(job["function"])
     # Core functions take `workdir`; the chdir covers any library that writes relative to the cwd.
     previous = Path.cwd()
@@ -241,26 +222,3 @@ def run_job(job: dict, volume_root: str | Path, work_root: str | Path, *,
     with contextlib.suppress(OSError):
         shutil.rmtree(workdir)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m szflow.remote.container",
-                                     description="Run one szflow stage job against a volume folder.")
-    parser.add_argument("--volume", required=True, type=Path, help="volume root folder")
-    parser.add_argument("--job", required=True, type=Path, help="job JSON file")
-    parser.add_argument("--work", type=Path, default=None, help="where to build the workdir (default: a temp dir)")
-    parser.add_argument("--sync-interval", type=float, default=30.0, help="seconds between resume-file syncs")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    job = json.loads(args.job.read_text(encoding="utf-8"))
-    work = args.work or Path(tempfile.mkdtemp(prefix="szflow-work-"))
-    try:
-        run_job(job, args.volume, work, sync_interval_s=args.sync_interval)
-    except SzflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - subprocess entry
-    sys.exit(main())

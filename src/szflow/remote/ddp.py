@@ -24,20 +24,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.train.distributed import (  # noqa: F401 - re-exported for the launcher's callers
-    DistInfo,
-    dist_info,
-    init_distributed,
-    local_batch_size,
-    rank_slice,
-    shutdown_distributed,
-)
-
-if TYPE_CHECKING:
-    from szflow.config import Params
+from szflow.io_utils import atomic_write_json, jsonable
+from szflow.remote.specs import resolve_function
+from szflow.train.distributed import init_distributed, shutdown_distributed
 
 RESULT_FILE = ".szflow-ddp-result.json"
 
@@ -83,17 +76,11 @@ def _worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", required=True, type=Path)
     parser.add_argument("--workdir", required=True, type=Path)
     args = parser.parse_args(argv)
-    from szflow.config import Params
-    from szflow.remote.container import jsonable
-    from szflow.remote.stages import resolve_function
-
     params = Params.model_validate_json(args.params.read_text(encoding="utf-8"))
     info = init_distributed()
     try:
         result = resolve_function(args.function)(params, args.workdir)
         if info.is_main:
-            from szflow.io_utils import atomic_write_json
-
             atomic_write_json(args.workdir / RESULT_FILE, jsonable(result))
     finally:
         shutdown_distributed()

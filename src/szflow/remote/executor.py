@@ -1,48 +1,40 @@
-"""Executors: run a stage's core function here or in a remote container, leaving the same outputs
-in the same paths. A stage script only calls `run_stage(name, params)`.
+"""Executors: run a GPU stage's core function here or in a remote container, leaving the same
+outputs in the same paths. A stage driver only calls `run_stage(name, params)`.
 
-The remote path is the same for Modal and for the loopback setup the tests use; only the two
-pieces behind small interfaces differ:
+The remote path needs two pieces behind small interfaces:
   - a `VolumeStore` (has/put/get/commit/reload) that holds content-addressed inputs and outputs,
   - a `ContainerRunner` (run(job) -> result) that executes `szflow.remote.container.run_job`.
+Modal provides both (`ModalVolumeStore`, `ModalRunner`); the tests drive `RemoteExecutor` with a
+local folder as the volume and a subprocess as the container.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+import szflow
+from szflow.config import Params
 from szflow.errors import SzflowError
 from szflow.remote.credentials import require_modal_token
-from szflow.remote.stages import StageSpec, get_stage, stage_paths
+from szflow.remote.modal_app import ModalRunner, build_app
+from szflow.remote.specs import StageSpec, get_stage
 from szflow.remote.store import (
     JOB_VERSION,
     HashCache,
-    LoopbackVolumeStore,
+    ModalVolumeStore,
     VolumeStore,
-    check_digest,
+    download_outputs,
     manifest,
-    run_dir,
 )
 
-if TYPE_CHECKING:
-    from szflow.config import Params
-
 log = logging.getLogger("szflow.remote")
-
-# Environment variables a container never needs; stripped from the loopback subprocess so a
-# secret cannot leak into what the stage writes.
-_CLIENT_ONLY_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 
 
 class Executor(Protocol):
@@ -88,65 +80,10 @@ class TransferStats:
     files: list[str] = field(default_factory=list)
 
 
-class LoopbackRunner:
-    """Runs the container code as a subprocess against a local volume folder (tests, dry runs).
-
-    `retries` mimics `modal.Retries`: a failed container is started again with the same job, so a
-    resume from the volume's last.pt can be tested.
-    """
-
-    def __init__(self, volume_root: str | Path, work_root: str | Path | None = None, retries: int = 0,
-                 sync_interval_s: float = 0.2, env: dict[str, str] | None = None, timeout_s: float = 600):
-        self.volume_root = Path(volume_root)
-        self.work_root = Path(work_root) if work_root else None
-        self.retries = retries
-        self.sync_interval_s = sync_interval_s
-        self.extra_env = env or {}
-        self.timeout_s = timeout_s
-        self.attempts = 0
-        self.logs: list[str] = []
-
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ONLY_ENV}
-        env.update(self.extra_env)
-        # The container imports szflow from the same source tree as this process.
-        src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
-        return env
-
-    def run(self, job: dict) -> dict:
-        with tempfile.TemporaryDirectory(prefix="szflow-loopback-") as tmp:
-            # Like a container's local disk: the workdir is gone after the run unless asked to keep it.
-            work_root = self.work_root or Path(tmp) / "work"
-            job_file = Path(tmp) / "job.json"
-            job_file.write_text(json.dumps(job), encoding="utf-8")
-            cmd = [sys.executable, "-m", "szflow.remote.container", "--volume", str(self.volume_root),
-                   "--job", str(job_file), "--work", str(work_root),
-                   "--sync-interval", str(self.sync_interval_s)]
-            for attempt in range(self.retries + 1):
-                self.attempts += 1
-                proc = subprocess.run(cmd, env=self._env(), capture_output=True, text=True, check=False,
-                                      timeout=self.timeout_s)
-                self.logs.append(proc.stdout + proc.stderr)
-                if proc.returncode == 0:
-                    break
-                log.warning("container attempt %d for %s failed (exit %d)", attempt + 1, job["stage"],
-                            proc.returncode)
-            else:
-                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-                raise SzflowError(f"remote stage {job['stage']} failed after {self.retries + 1} attempt(s):\n{tail}")
-        result_file = self.volume_root / run_dir(job["stage"], job["run_key"]) / "result.json"
-        return json.loads(result_file.read_text(encoding="utf-8"))
-
-
 def code_fingerprint(function: str) -> str:
     """sha256 of the szflow sources (what the image runs) and of the stage function's module when
     it lives elsewhere. Part of the job key: changed code must never be answered with the outputs
     of an earlier run that is still on the volume."""
-    import importlib.util
-
-    import szflow
-
     package = Path(szflow.__file__).resolve().parent
     # Names relative to the package, so the key is the same on every machine with the same code.
     files = {p.relative_to(package.parent).as_posix(): p for p in sorted(package.rglob("*.py"))}
@@ -183,80 +120,6 @@ def build_job(spec: StageSpec, params: Params, inputs: list[dict], outputs: Sequ
     }
     job["run_key"] = job_fingerprint(job)
     return job
-
-
-def download_outputs(store: VolumeStore, result: dict, outputs: Sequence[Path], workdir: Path,
-                     extra: dict[str, dict[str, bytes]] | None = None) -> int:
-    """Bring every output into its DVC path, all or nothing.
-
-    Phase 1 downloads each output into a hidden temp file/folder beside its destination and checks
-    its sha256; only when every output is complete does phase 2 rename them into place (old ones
-    are moved aside first and restored if a rename fails). A failure at any point removes the temp
-    files and leaves the previous outputs as they were. `extra` adds small files the client made
-    itself to a folder output ({output: {name: bytes}}), swapped in with the rest.
-    """
-    extra = extra or {}
-    staged: list[tuple[Path, Path]] = []  # (temp, destination)
-    count = 0
-    try:
-        for out in outputs:
-            key = out.as_posix()
-            files = result.get("outputs", {}).get(key)
-            if files is None:
-                raise SzflowError(f"remote result lacks declared output {key}")
-            dest = workdir / out
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            single = len(files) == 1 and files[0]["path"] == key
-            if single:
-                fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-                os.close(fd)
-            else:
-                tmp_name = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            tmp = Path(tmp_name)
-            staged.append((tmp, dest))
-            for entry in files:
-                target = tmp if single else tmp / Path(entry["path"]).relative_to(key)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                store.get(entry["volume_path"], target)
-                check_digest(target, entry["sha256"], entry["path"])
-                count += 1
-            for name, data in extra.get(key, {}).items():
-                (tmp / name).write_bytes(data)
-        _swap_into_place(staged)
-        staged = []
-    finally:
-        for tmp, _ in staged:
-            _remove(tmp)
-    return count
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _swap_into_place(staged: list[tuple[Path, Path]]) -> None:
-    backups: list[tuple[Path, Path]] = []  # (backup, destination)
-    placed: list[Path] = []
-    try:
-        for tmp, dest in staged:
-            if dest.exists() or dest.is_symlink():
-                backup = dest.with_name(f".{dest.name}.old.tmp")
-                _remove(backup)
-                os.replace(dest, backup)
-                backups.append((backup, dest))
-            os.replace(tmp, dest)
-            placed.append(dest)
-    except BaseException:
-        for dest in placed:
-            _remove(dest)
-        for backup, dest in backups:
-            os.replace(backup, dest)
-        raise
-    for backup, _ in backups:
-        _remove(backup)
 
 
 class RemoteExecutor:
@@ -318,9 +181,6 @@ class ModalExecutor(RemoteExecutor):
         if self.store is None:
             if self._params is None:
                 raise SzflowError("ModalExecutor needs params to build the Modal app")
-            from szflow.remote.modal_app import ModalRunner, build_app
-            from szflow.remote.store import ModalVolumeStore
-
             remote = build_app(self._params)
             self.store = ModalVolumeStore(remote.volume)
             self.runner = ModalRunner(remote, self.workdir)
@@ -328,11 +188,6 @@ class ModalExecutor(RemoteExecutor):
     def run(self, stage: str, inputs: list[Path], outputs: list[Path], params: Params) -> dict:
         self._params = self._params or params
         return super().run(stage, inputs, outputs, params)
-
-
-def loopback_executor(workdir: str | Path, volume_root: str | Path, **runner_options) -> RemoteExecutor:
-    """The remote path with a local folder as the volume and a subprocess as the container."""
-    return RemoteExecutor(workdir, LoopbackVolumeStore(volume_root), LoopbackRunner(volume_root, **runner_options))
 
 
 def get_executor(params: Params, workdir: str | Path = ".") -> Executor:
@@ -345,6 +200,6 @@ def get_executor(params: Params, workdir: str | Path = ".") -> Executor:
 
 
 def run_stage(stage: str, params: Params, workdir: str | Path = Path(".")) -> dict:
-    """Run a GPU stage with the executor of the active profile. Called by stages/{train,dev,eval}.py."""
-    inputs, outputs = stage_paths(stage)
+    """Run a GPU stage with the executor of the active profile (szflow.stages.runner calls this)."""
+    inputs, outputs = get_stage(stage).paths()
     return get_executor(params, workdir).run(stage, inputs, outputs, params)

@@ -5,7 +5,7 @@ retries come from the active hardware profile), so one App serves any profile. B
 token: Modal objects are lazy until an app runs. The functions are registered with
 `serialized=True` so their settings can come from the params instead of from import-time globals;
 their bodies only import `szflow` (added to the image as local source) and call
-`szflow.remote.container.run_job`, the same code the loopback tests run as a subprocess.
+`szflow.remote.container.run_job`, the same code the tests run in a subprocess.
 """
 
 from __future__ import annotations
@@ -15,14 +15,19 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pandas as pd
+
+from szflow.config import Params
+from szflow.data.discover import discover_corpus
 from szflow.errors import ConfigError, SzflowError
+from szflow.io_utils import atomic_write_json
+from szflow.remote.container import run_job
 from szflow.remote.credentials import require_modal_token
-from szflow.remote.stages import GPU_STAGES, PREPROCESS_OUTPUT, PREPROCESS_RECORDING_FUNCTION
-
-if TYPE_CHECKING:
-    from szflow.config import Params
+from szflow.remote.specs import GPU_STAGES, PREPROCESS_OUTPUT, PREPROCESS_RECORDING_FUNCTION, resolve_function
+from szflow.remote.store import ModalVolumeStore, download_outputs, sha256_file
+from szflow.signal import jobs as recording_jobs
 
 log = logging.getLogger("szflow.remote")
 
@@ -145,8 +150,6 @@ def stage_entry(job: dict) -> dict:
     """GPU stage body: run the job against the mounted volume, committing after each checkpoint."""
     import modal
 
-    from szflow.remote.container import run_job
-
     volume = modal.Volume.from_name(VOLUME_NAME)
     return run_job(job, VOLUME_MOUNT, WORK_ROOT, commit=volume.commit, reload=volume.reload,
                    sync_interval_s=RESUME_SYNC_S)
@@ -154,15 +157,11 @@ def stage_entry(job: dict) -> dict:
 
 def list_recordings_entry(item: dict) -> dict:
     """Preprocessing jobs for every recording in the mounted bucket (listing needs the mount)."""
-    from szflow.config import Params
-    from szflow.data.discover import discover_corpus
-    from szflow.signal import pipeline
-
     params = Params.model_validate(item["params"])
     table = discover_corpus(BUCKET_MOUNT, source=params.data.source)
     # Outputs go to the volume under a prefix keyed by the preprocess params: a re-run with the
     # same params finds finished recordings there and skips them (process_recording resumes).
-    jobs, failed = pipeline._jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
+    jobs, failed = recording_jobs.make_jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
                                   params.section_hash("preprocess"))
     return {"jobs": jobs, "failed": [result.row() for result in failed]}
 
@@ -170,9 +169,6 @@ def list_recordings_entry(item: dict) -> dict:
 def preprocess_entry(job: Any) -> dict:
     """Preprocess one recording (a `RecordingJob`) from the bucket into the volume."""
     import modal
-
-    from szflow.remote.stages import resolve_function
-    from szflow.remote.store import sha256_file
 
     result = resolve_function(PREPROCESS_RECORDING_FUNCTION)(job)
     files = []
@@ -283,8 +279,6 @@ class ModalRunner:
     def run(self, job: dict) -> dict:
         import modal
 
-        from szflow.io_utils import atomic_write_json
-
         record = self.calls_dir / f"{job['stage']}-{job['run_key']}.json"
         fn = self.remote.stage_function(job["stage"])
         with modal.enable_output(), self.remote.app.run(detach=True):
@@ -324,14 +318,9 @@ def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
     """Preprocess every recording of the S3 corpus on Modal CPU containers (`.map`), then download
     data/preprocess (signals, metadata, report.csv, manifest.json) into place atomically.
 
-    Same outputs and failure rule as `szflow.signal.pipeline.run_preprocess`, which runs when the
+    Same outputs and failure rule as `szflow.stages.preprocess.run`, which runs when the
     corpus is on local disk."""
     import modal
-    import pandas as pd
-
-    from szflow.remote.executor import download_outputs
-    from szflow.remote.store import ModalVolumeStore
-    from szflow.signal import pipeline
 
     require_modal_token()
     remote = build_app(params)
@@ -348,16 +337,16 @@ def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
             rows.append(result["row"])
             files.extend(result["files"])
         else:  # the container itself died (out of memory, timeout after the retries)
-            rows.append(pipeline._failed(job, f"container failed: {type(result).__name__}: {result}").row())
-    report = pd.DataFrame(rows, columns=pipeline.REPORT_COLUMNS)
+            rows.append(recording_jobs.failed_result(job, f"container failed: {type(result).__name__}: {result}").row())
+    report = pd.DataFrame(rows, columns=recording_jobs.REPORT_COLUMNS)
     report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
     n_ok = int((report["status"] == "ok").sum())
-    extra = pipeline.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
+    extra = recording_jobs.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
     result = {"outputs": {PREPROCESS_OUTPUT: files}}
     download_outputs(ModalVolumeStore(remote.volume), result, [Path(PREPROCESS_OUTPUT)], Path(workdir),
                      extra={PREPROCESS_OUTPUT: extra})
     out_dir = Path(workdir) / PREPROCESS_OUTPUT
-    message = pipeline.failure_message(report, params.preprocess.max_failed_fraction, out_dir / pipeline.REPORT_NAME)
+    message = recording_jobs.failure_message(report, params.preprocess.max_failed_fraction, out_dir / recording_jobs.REPORT_NAME)
     if message:
-        raise pipeline.TooManyFailuresError(message)
+        raise recording_jobs.TooManyFailuresError(message)
     return {"recordings": len(report), "preprocessed": n_ok, "failed": len(report) - n_ok}

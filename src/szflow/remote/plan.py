@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from szflow.config import Params
 from szflow.remote.credentials import modal_token_status
-from szflow.remote.stages import GPU_STAGES
+from szflow.remote.modal_app import (
+    APP_NAME,
+    IMAGE_SPEC,
+    VOLUME_MOUNT,
+    VOLUME_NAME,
+    build_app,
+    function_settings,
+    preprocess_plan_entry,
+)
+from szflow.remote.specs import GPU_STAGES
 from szflow.remote.store import HashCache, iter_files
-
-if TYPE_CHECKING:
-    from szflow.config import Params
 
 NOT_BUILT = "not built yet"
 
@@ -32,15 +39,6 @@ def _files(root: Path, rel: str, hashes: HashCache | None) -> list[dict]:
 def build_plan(params: Params, root: str | Path = Path("."), hash_files: bool = True) -> dict:
     """Per stage: executor, function, resources, volumes, files to upload (size, sha256) and to
     download. Reads local files only; needs no token and no network."""
-    from szflow.remote.modal_app import (
-        APP_NAME,
-        IMAGE_SPEC,
-        VOLUME_MOUNT,
-        VOLUME_NAME,
-        function_settings,
-        preprocess_plan_entry,
-    )
-
     root = Path(root)
     hardware = params.hardware
     remote = hardware.executor == "modal"
@@ -149,8 +147,6 @@ def check_remote(params: Params, reach_volume: bool = True) -> list[tuple[str, b
     checks.append(("token", status.present, status.describe()))
     remote = None
     try:
-        from szflow.remote.modal_app import build_app
-
         remote = build_app(params)
         summary = ", ".join(f"{s.name} ({s.gpu or 'cpu'}, {s.cpu:g} CPU, {s.timeout_s} s)"
                             for s in remote.settings.values())

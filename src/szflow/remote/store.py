@@ -1,6 +1,6 @@
 """Content-addressed file store on a volume, behind one small interface.
 
-Layout of the volume (the same for Modal and for the loopback folder the tests use):
+Layout of the volume (a `modal.Volume`, or any folder that plays one):
 
     blobs/<aa>/<sha256>                    every uploaded input file, named by its content hash
     runs/<stage>/<run_key>/state/<path>    resume files (last.pt) synced while a stage runs
@@ -115,51 +115,6 @@ class VolumeStore(Protocol):
     def reload(self) -> None: ...
 
 
-class LoopbackVolumeStore:
-    """A local folder playing the volume (tests, and a dry run of the remote path on one machine)."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Counted so tests can prove that a second run uploads nothing.
-        self.uploads: list[str] = []
-
-    def has(self, digest: str) -> bool:
-        return (self.root / blob_path(digest)).is_file()
-
-    def put(self, path: Path, digest: str) -> None:
-        dest = self.root / blob_path(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(path, tmp)
-            # Blobs are immutable: a core function that tried to write an input would corrupt the
-            # cache for every later run.
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        self.uploads.append(digest)
-
-    def put_many(self, items: Sequence[tuple[Path, str]]) -> None:
-        for path, digest in items:
-            self.put(path, digest)
-
-    def get(self, remote_path: str, local_path: Path) -> None:
-        source = self.root / PurePosixPath(remote_path)
-        if not source.is_file():
-            raise FileNotFoundError(f"volume has no {remote_path}")
-        shutil.copyfile(source, local_path)
-
-    def commit(self) -> None:  # a local folder is always consistent
-        pass
-
-    def reload(self) -> None:
-        pass
-
-
 class ModalVolumeStore:
     """The client side of a `modal.Volume` (needs a token: every call talks to Modal)."""
 
@@ -213,3 +168,77 @@ def check_digest(path: Path, expected: str, what: str) -> None:
     actual = sha256_file(path)
     if actual != expected:
         raise SzflowError(f"{what}: downloaded content has sha256 {actual[:12]}..., expected {expected[:12]}...")
+
+
+def download_outputs(store: VolumeStore, result: dict, outputs: Sequence[Path], workdir: Path,
+                     extra: dict[str, dict[str, bytes]] | None = None) -> int:
+    """Bring every output into its DVC path, all or nothing.
+
+    Phase 1 downloads each output into a hidden temp file/folder beside its destination and checks
+    its sha256; only when every output is complete does phase 2 rename them into place (old ones
+    are moved aside first and restored if a rename fails). A failure at any point removes the temp
+    files and leaves the previous outputs as they were. `extra` adds small files the client made
+    itself to a folder output ({output: {name: bytes}}), swapped in with the rest.
+    """
+    extra = extra or {}
+    staged: list[tuple[Path, Path]] = []  # (temp, destination)
+    count = 0
+    try:
+        for out in outputs:
+            key = out.as_posix()
+            files = result.get("outputs", {}).get(key)
+            if files is None:
+                raise SzflowError(f"remote result lacks declared output {key}")
+            dest = workdir / out
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            single = len(files) == 1 and files[0]["path"] == key
+            if single:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+                os.close(fd)
+            else:
+                tmp_name = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            tmp = Path(tmp_name)
+            staged.append((tmp, dest))
+            for entry in files:
+                target = tmp if single else tmp / Path(entry["path"]).relative_to(key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                store.get(entry["volume_path"], target)
+                check_digest(target, entry["sha256"], entry["path"])
+                count += 1
+            for name, data in extra.get(key, {}).items():
+                (tmp / name).write_bytes(data)
+        _swap_into_place(staged)
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            _remove(tmp)
+    return count
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _swap_into_place(staged: list[tuple[Path, Path]]) -> None:
+    backups: list[tuple[Path, Path]] = []  # (backup, destination)
+    placed: list[Path] = []
+    try:
+        for tmp, dest in staged:
+            if dest.exists() or dest.is_symlink():
+                backup = dest.with_name(f".{dest.name}.old.tmp")
+                _remove(backup)
+                os.replace(dest, backup)
+                backups.append((backup, dest))
+            os.replace(tmp, dest)
+            placed.append(dest)
+    except BaseException:
+        for dest in placed:
+            _remove(dest)
+        for backup, dest in backups:
+            os.replace(backup, dest)
+        raise
+    for backup, _ in backups:
+        _remove(backup)
