@@ -29,6 +29,7 @@ from scipy.stats import rankdata
 
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
+from szflow.scoring import ProbabilityTrack
 
 BANDS_HZ: dict[str, tuple[float, float]] = {
     "delta": (1.0, 4.0),
@@ -241,8 +242,6 @@ def baseline_scores(signal: np.ndarray, baseline: Baseline) -> np.ndarray:
 
 def baseline_tracks(store, recording_ids: Sequence[str], baseline: Baseline, frame_rate_hz: float) -> list:
     """One `ProbabilityTrack` per recording, like `szflow.inference.predict_tracks` gives for the network."""
-    from szflow.scoring import ProbabilityTrack
-
     if not math.isclose(float(frame_rate_hz), baseline.frame_rate_hz):
         raise SzflowError(
             f"baseline was fitted at {baseline.frame_rate_hz} Hz frames but {frame_rate_hz} Hz was asked for"

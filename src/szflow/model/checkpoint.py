@@ -24,6 +24,7 @@ from torch import nn
 from szflow.config import ModelConfig
 from szflow.errors import CheckpointError
 from szflow.io_utils import atomic_path
+from szflow.model.detector import Detector
 
 log = logging.getLogger("szflow.model")
 
@@ -166,8 +167,6 @@ def load_detector(
     device: str | torch.device = "cpu",
 ):
     """(Detector in eval mode on `device`, Checkpoint). "auto" on a non-CUDA device uses the torch blocks."""
-    from szflow.model.detector import Detector
-
     ckpt = load_checkpoint(path, expected_config)
     device = torch.device(device)
     if mamba_impl == "auto" and device.type != "cuda":
