@@ -16,21 +16,17 @@ Target (set against pyedflib): >= 0.9x its speed. Ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyedflib
-from common import REPO_ROOT, emit, interleaved_times, print_header
+from common import REPO_ROOT, corpus_edf_files, emit, interleaved_times, print_header, write_hour_edf
 
 from szflow.config import load_params
-from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, select_electrodes
-from szflow.synth import generate_corpus, make_plan, simulate
-from szflow.synth.channels import SignalSpec
-from szflow.synth.plan import RecordingSpec
-from szflow.synth.writer import write_edf
+from szflow.data.edf import read_edf_header, read_eeg, select_electrodes
+from szflow.synth import generate_corpus
 
 TARGET_VS_PYEDFLIB = 0.9
 # MNE returns volts; these are the factors from the EDF dimension strings it understands.
@@ -72,28 +68,6 @@ def max_abs_difference(files: list[Path], reader) -> float:
     return worst
 
 
-def hour_file(folder: Path, params) -> Path:
-    """1 h at 250 Hz with 23 signals: the 19 electrodes, A1, A2, EKG and PHOTIC."""
-    template = make_plan(params.synth).recordings[0]
-    signals = [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ELECTRODES[:16]]
-    signals += [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ("A1", "A2")]
-    signals += [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ELECTRODES[16:]]
-    signals += [SignalSpec("EEG EKG1-REF", "ekg", "", 250.0), SignalSpec("PHOTIC-REF", "photic", "", 250.0, "mV")]
-    spec = RecordingSpec(**{**template.__dict__, "montage": "01_tcp_ar", "rate": 250.0, "duration_s": 3600.0,
-                            "signals": tuple(signals), "seizures": (), "broken": None})
-    path = folder / "hour_250hz_23sig.edf"
-    write_edf(path, spec, simulate(spec).signals)
-    return path
-
-
-def corpus_files(root: Path) -> list[Path]:
-    broken: set[str] = set()
-    listing = root / "broken_files.json"
-    if listing.exists():
-        broken = {item["path"] for item in json.loads(listing.read_text())["files"]}
-    return sorted(p for p in root.rglob("*.edf") if p.relative_to(root).as_posix() not in broken)
-
-
 def time_case(files: list[Path], readers: dict, repeats: int) -> dict[str, float]:
     def read_all(reader):
         return lambda: [reader(path) for path in files]
@@ -131,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generating a synthetic corpus (params.yaml synth, {args.patients} patients per split) ...",
                   flush=True)
             generate_corpus(root, params.synth, progress=False)
-        cases = {"corpus": corpus_files(root)}
+        cases = {"corpus": corpus_edf_files(root)}
         if not args.no_hour:
-            cases["1 h 250 Hz 23 signals"] = [hour_file(tmp_path, params)]
+            cases["1 h 250 Hz 23 signals"] = [write_hour_edf(tmp_path, params)]
 
         differences = {name: max(max_abs_difference(files, readers[name]) for files in cases.values())
                        for name in ("mne", "pyedflib")}

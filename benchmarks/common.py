@@ -1,5 +1,5 @@
 """What every benchmark shares: the repository root, the machine header, interleaved timing, the
-result line.
+result line, and the test EDFs (written with the synthetic corpus's EDF writer).
 
 A ratio is only meaningful with the machine it was measured on: every benchmark starts by printing
 the CPU model, the instruction-set flags that change the speed of this code (AVX2, AVX-512, AVX-512
@@ -20,6 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from szflow.data.edf import ELECTRODES
+from szflow.synth import make_plan, simulate
+from szflow.synth.channels import SignalSpec
+from szflow.synth.plan import RecordingSpec
+from szflow.synth.writer import write_edf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The flags /proc/cpuinfo spells this way; bf16 autocast is native only with avx512_bf16 or amx_bf16.
@@ -91,3 +97,27 @@ def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 def emit(result: dict) -> None:
     """The benchmark's one JSON result line (the last line it prints)."""
     print(json.dumps(result), flush=True)
+
+
+def write_hour_edf(folder: Path, params, hours: float = 1.0) -> Path:
+    """A TUSZ-like EDF of `hours` at 250 Hz with 23 signals (the 19 electrodes, A1, A2, EKG and
+    PHOTIC), simulated and written like a recording of the synthetic corpus."""
+    template = make_plan(params.synth).recordings[0]
+    signals = [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ELECTRODES[:16]]
+    signals += [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ("A1", "A2")]
+    signals += [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ELECTRODES[16:]]
+    signals += [SignalSpec("EEG EKG1-REF", "ekg", "", 250.0), SignalSpec("PHOTIC-REF", "photic", "", 250.0, "mV")]
+    spec = RecordingSpec(**{**template.__dict__, "montage": "01_tcp_ar", "rate": 250.0, "duration_s": hours * 3600,
+                            "signals": tuple(signals), "seizures": (), "broken": None})
+    path = folder / f"{hours:g}h_250hz_23sig.edf"
+    write_edf(path, spec, simulate(spec).signals)
+    return path
+
+
+def corpus_edf_files(root: Path) -> list[Path]:
+    """The EDF files under `root`, less those its broken_files.json lists (deliberately unreadable)."""
+    broken: set[str] = set()
+    listing = root / "broken_files.json"
+    if listing.exists():
+        broken = {item["path"] for item in json.loads(listing.read_text())["files"]}
+    return sorted(p for p in root.rglob("*.edf") if p.relative_to(root).as_posix() not in broken)
