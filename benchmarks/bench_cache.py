@@ -31,38 +31,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from common import REPO_ROOT, emit, print_header
+from common import REPO_ROOT, emit, print_header, write_noise_preprocess
 
 from szflow.cache import SplitStore, build_cache
-from szflow.config import PreprocessConfig, load_params
-from szflow.signal.pipeline import REPORT_COLUMNS, recording_paths, write_recording, write_run_summary
+from szflow.config import load_params
+from szflow.signal.pipeline import recording_paths
 
 TARGET_WINDOWS_PER_S = 2000.0
 TARGET_VS_NPZ = 20.0
 TARGET_BYTES_PER_HOUR = 40e6
-
-
-def write_preprocessed(out: Path, hours: float, cfg: PreprocessConfig, seed: int = 0) -> list[str]:
-    """30-minute recordings of clipped normal noise (like normalised EEG) with a few seizures;
-    returns their ids."""
-    rng = np.random.default_rng(seed)
-    n_recordings = max(1, round(hours * 2))
-    rows = []
-    for i in range(n_recordings):
-        rid = f"bench_{i:03d}"
-        n = 30 * 60 * cfg.sample_rate_hz
-        block = np.clip(rng.normal(0, 1, (19, n)), -10, 10).astype(np.float16)
-        seizures = [[600.0, 700.0]] if i % 2 == 0 else []
-        meta = {"recording_id": rid, "split": "train", "patient": f"p{i // 2}", "session": "s001",
-                "montage": "01_tcp_ar", "duration_s": n / cfg.sample_rate_hz, "n_samples": n, "seizure_intervals": seizures,
-                "seizure_types": ["fnsz"] if seizures else [], "params_hash": "bench"}
-        write_recording(out, meta, block)
-        rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": rid, "split": "train", "status": "ok",
-                     "resumed": False, "n_samples": n})
-    write_run_summary(out, pd.DataFrame(rows, columns=REPORT_COLUMNS), cfg, "bench")
-    return [row["recording_id"] for row in rows]
 
 
 def random_windows(store: SplitStore, count: int, window: int, seed: int) -> list[tuple[int, int]]:
@@ -153,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("SZFLOW_BENCH_TMP")) as tmp:
         tmp = Path(tmp)
-        recording_ids = write_preprocessed(tmp / "pre", args.hours, cfg)
+        recording_ids = write_noise_preprocess(tmp / "pre", args.hours, cfg)
         started = time.perf_counter()
         build_cache(tmp / "pre", tmp / "cache", progress=False)
         build_s = time.perf_counter() - started
