@@ -176,10 +176,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/szflow_bench"))
     parser.add_argument("--batch-size", type=int, default=None, help="default: the hardware profile's")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quick", action="store_true", help="smoke run: a 10-minute file instead of 24 h and 1 h")
+    parser.add_argument("--quick", action="store_true", help="smoke run: a 10-minute file instead of 24 h and 1 h, batch 2")
     args = parser.parse_args()
     if args.quick:
-        args.hours = CHUNK_S / 3600  # one 10-minute chunk
+        args.hours, args.batch_size = CHUNK_S / 3600, 2  # one 10-minute chunk
     machine = print_header("detect_24h")
     args.cache.mkdir(parents=True, exist_ok=True)
 
