@@ -221,8 +221,8 @@ def main() -> None:
         "detect_1h_peak_rss_mb": round(hour_rss, 1),
         "device": args.device,
         "model": "params.yaml seed size, random weights",
-        "rss_ok": long_rss <= TARGET_RSS_MB,
-        "speed_ok": s_per_hour <= TARGET_S_PER_HOUR,
+        "targets": {"peak_rss_mb": TARGET_RSS_MB, "s_per_eeg_hour": TARGET_S_PER_HOUR},
+        "meets_targets": {"peak_rss_mb": long_rss <= TARGET_RSS_MB, "s_per_eeg_hour": s_per_hour <= TARGET_S_PER_HOUR},
     })
 
 

@@ -52,7 +52,7 @@ def run_one(name: str, quick: bool) -> dict:
     command = [sys.executable, str(HERE / script), *(["--quick"] if quick else arguments)]
     print(f"== {name}: {' '.join(command[1:])}", flush=True)
     started = time.perf_counter()
-    process = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    process = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     lines = [line for line in process.stdout.splitlines() if line.strip()]
     for line in lines[:-1]:
@@ -74,15 +74,20 @@ def lookup(result: dict, dotted: str):
     return value
 
 
+def shown(value) -> str:
+    """A value for the table: floats to 3 significant digits (a report, not a data file)."""
+    return f"{value:.3g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, dict) else str(value)
+
+
 def markdown(report: dict) -> str:
     machine = report["machine"]
     flags = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in machine["cpu_flags"].items())
     lines = [
         f"# Benchmarks, {machine['date_utc']}{' (QUICK smoke run: not measurements)' if report['quick'] else ''}",
         "",
-        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; flags: {flags}; torch "
-        f"{machine['torch']} ({machine['torch_threads']} threads), numpy {machine['numpy']}, python "
-        f"{machine['python']}; 1-minute load average at the start {machine['load_average_1min']}.",
+        (f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; flags: {flags}; torch "
+         f"{machine['torch']} ({machine['torch_threads']} threads), numpy {machine['numpy']}, python "
+         f"{machine['python']}; 1-minute load average at the start {machine['load_average_1min']}."),
         "",
         "| benchmark | ratio | what the ratio is | other values | targets met | wall s |",
         "|---|---|---|---|---|---|",
@@ -91,10 +96,10 @@ def markdown(report: dict) -> str:
         if "error" in result:
             lines.append(f"| {name} | failed: {result['error']} | | | | {result['wall_s']} |")
             continue
-        others = "; ".join(f"{key.split('.')[-1]} {lookup(result, key)}" for key in COLUMNS[name])
+        others = "; ".join(f"{key.split('.')[-1]} {shown(lookup(result, key))}" for key in COLUMNS[name])
         targets = result.get("meets_targets")
-        lines.append(f"| {name} | {result.get('ratio')} | {result.get('ratio_is', '')} | {others} | "
-                     f"{json.dumps(targets) if targets is not None else '-'} | {result['wall_s']} |")
+        lines.append(f"| {name} | {shown(result.get('ratio'))} | {result.get('ratio_is', '')} | {others} | "
+                     f"{shown(targets) if targets is not None else '-'} | {result['wall_s']} |")
     return "\n".join(lines) + "\n"
 
 
