@@ -28,7 +28,7 @@ BENCHMARKS = {
     "edf_read": ("bench_edf_read.py", ["--patients", "4", "--repeats", "3"]),
     "preprocess": ("bench_preprocess.py", ["--patients", "2", "--repeat", "3"]),
     "cache": ("bench_cache.py", ["--hours", "4", "--windows", "3000", "--npz-windows", "200", "--repeat", "3"]),
-    "model_cpu": ("bench_model_cpu.py", ["--reps", "5"]),
+    "model_cpu": ("bench_model_cpu.py", ["--reps", "3"]),  # mambapy: ~55 s a round
     "train": ("bench_train.py", ["--steps", "4"]),
     "scoring": ("bench_scoring.py", ["--recordings", "2000", "--repeats", "3"]),
     "detect_24h": ("bench_detect_24h.py", ["--hours", "24"]),
