@@ -18,10 +18,10 @@ import argparse
 import contextlib
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import REPO_ROOT, print_header
 
 from szflow.config import ModelConfig, load_params
 from szflow.model import Detector
@@ -149,23 +149,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny model, CPU allowed, fp32 (tests the script)")
     args = parser.parse_args()
+    machine = print_header("model_gpu")
 
     usable, reason = mamba_ssm_status()
     if args.smoke:
-        cfg = ModelConfig(n_layers=1, d_model=64, encoder="per_electrode", encoder_channels=[8, 16, 32], dropout=0.0)
+        cfg = load_params(REPO_ROOT, overrides={"model.n_layers": 1, "model.d_model": 64,
+                                                "model.encoder_channels": [8, 16, 32], "model.dropout": 0.0}).model
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         args.batch, args.infer_batch, args.steps = 2, 2, 1
     else:
         if not torch.cuda.is_available():
             print(json.dumps({"benchmark": "model_gpu", "error": "CUDA unavailable (use --smoke on CPU)"}))
             raise SystemExit(2)
-        cfg = load_params(Path(__file__).resolve().parents[1]).model  # the model dvc repro trains
+        cfg = load_params(REPO_ROOT).model  # the model dvc repro trains
         device = torch.device("cuda")
     bf16 = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity means fp32 matmuls on our side
 
     result: dict = {
         "benchmark": "model_gpu",
+        "machine": machine,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "mamba_ssm": reason,
