@@ -36,7 +36,7 @@ from common import REPO_ROOT, emit, print_header, write_noise_preprocess
 
 from szflow.cache import SplitStore, build_cache
 from szflow.config import load_params
-from szflow.signal.pipeline import recording_paths
+from szflow.signal.jobs import recording_paths
 
 TARGET_WINDOWS_PER_S = 2000.0
 TARGET_VS_NPZ = 20.0

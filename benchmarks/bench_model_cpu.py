@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         models["mamba1_mambapy"] = mamba1
     frames = models["ours"].frames_for(samples)
-    print(f"# model: params.yaml ({params.model.encoder} encoder, {params.model.n_layers} bidirectional layers, "
+    print(f"# model: params.yaml (per-electrode encoder, {params.model.n_layers} bidirectional layers, "
           f"d_model {params.model.d_model}, d_state {params.model.d_state}, {count_parameters(models['ours']):,} "
           f"parameters); precision {params.hardware.precision} -> {precision}; train batch {train_batch} x "
           f"{window_s:g} s ({frames} frames), inference batch {infer_batch}", flush=True)

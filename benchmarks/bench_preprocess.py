@@ -53,8 +53,8 @@ from szflow.config import PreprocessConfig, load_params
 from szflow.data.discover import discover_corpus
 from szflow.data.edf import read_edf_header, read_eeg, select_electrodes
 from szflow.errors import SzflowError
+from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import normalise
-from szflow.signal.pipeline import preprocess_recording
 from szflow.synth import generate_corpus
 
 TARGET_X_REALTIME = 1000.0

@@ -1,7 +1,7 @@
 """Training throughput: the full training loop versus the model's own step, in one run.
 
   model-only  forward + masked loss + backward + grad clipping + AdamW step on pre-made tensors
-  loop        `run_train_stage`: sampler + window reads + collation + the same step + LR schedule +
+  loop        `Trainer.fit` (the train stage's loop): sampler + window reads + collation + the same step + LR schedule +
               DVCLive logging + progress bar, timed between consecutive steps (on_step hook), so
               the one-off setup and the final validation are not counted
 
@@ -33,12 +33,13 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch
 from common import REPO_ROOT, emit, print_header, write_noise_preprocess
 
-from szflow.cache import build_cache
+from szflow.cache import SplitStore, build_cache
 from szflow.config import Params, load_params
 from szflow.inference import autocast, resolve_precision
 from szflow.model import Detector
-from szflow.train import run_train_stage
+from szflow.stages.train import train_paths
 from szflow.train.losses import masked_loss
+from szflow.train.trainer import Trainer
 
 TINY = {"model.n_layers": 1, "model.d_model": 32, "model.d_state": 4, "model.encoder_channels": [8, 16],
         "model.chunk_size": 64}
@@ -69,7 +70,7 @@ def model_only(params: Params, steps: int) -> list[float]:
         optimizer.zero_grad(set_to_none=True)
         with autocast("cpu", params.hardware.precision):  # the loop's precision, from the profile
             logits = model(x)
-        loss = masked_loss(logits, y, valid, kind=params.train.loss, pos_weight=params.train.pos_weight)
+        loss = masked_loss(logits, y, valid, pos_weight=params.train.pos_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
         optimizer.step()
@@ -80,7 +81,8 @@ def model_only(params: Params, steps: int) -> list[float]:
 def full_loop(params: Params, workdir: Path, steps: int) -> list[float]:
     """Seconds between consecutive steps of the real training loop (first two not counted)."""
     stamps: list[float] = []
-    run_train_stage(params, workdir, progress=True, on_step=lambda step, loss: stamps.append(time.perf_counter()))
+    store = SplitStore.open(workdir / "data" / "cache", "train")
+    Trainer(params, store, train_paths(workdir)).fit(on_step=lambda step, loss: stamps.append(time.perf_counter()))
     intervals = [b - a for a, b in itertools.pairwise(stamps)]
     # The final step also validates and checkpoints before its on_step: drop it.
     return intervals[1:-1] if len(intervals) > 2 else intervals
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "meets_targets": {"ratio": model_s / loop_s >= TARGET_RATIO},
     }
     m = params.model
-    print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}, {m.encoder} encoder), batch {batch}, "
+    print(f"model {m.n_layers} x d_model {m.d_model} (d_state {m.d_state}), batch {batch}, "
           f"{resolve_precision(params.hardware.precision, 'cpu')}, "
           f"{params.sampler.window_s:g} s windows, {torch.get_num_threads()} threads, data: {data}", file=sys.stderr)
     print(f"model-only s/step: before {[round(t, 2) for t in before]} after {[round(t, 2) for t in after]}",

@@ -24,7 +24,7 @@ import torch
 
 from szflow.config import PreprocessConfig
 from szflow.data.edf import ELECTRODES
-from szflow.signal.pipeline import REPORT_COLUMNS, write_recording, write_run_summary
+from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
 from szflow.synth import make_plan, simulate
 from szflow.synth.channels import SignalSpec
 from szflow.synth.plan import RecordingSpec
