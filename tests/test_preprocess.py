@@ -136,14 +136,11 @@ def test_too_many_failures_fail_with_a_clear_message(tmp_path, corpus):
     assert (report["status"] == "failed").sum() == 2
 
 
-def test_stage_script_exits_nonzero_with_message(tmp_path, corpus):
+def test_stage_script_exits_nonzero_with_message(tmp_path, corpus, write_params):
     break_file(corpus, "aaaaaaaa_s001_t000", "truncate")
     break_file(corpus, "aaaaaaac_s001_t000", "truncate")
     project = tmp_path / "project"
-    (project / "params").mkdir(parents=True)
-    (project / "params.yaml").write_text(
-        f"hw: local\ndata:\n  source: tusz\n  root: {corpus}\npreprocess:\n  num_workers: 0\n")
-    (project / "params" / "local.yaml").write_text("hardware:\n  executor: local\n")
+    write_params(project, {"data": {"source": "tusz", "root": str(corpus)}, "preprocess": {"max_failed_fraction": 0.25}})
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run([sys.executable, str(REPO / "stages" / "preprocess.py")], check=False, cwd=project, env=env,
                           capture_output=True, text=True, timeout=300)
