@@ -33,6 +33,7 @@ from szflow.remote.modal_app import ModalRunner, build_app
 
 REPO = Path(__file__).resolve().parents[1]
 INTERRUPT = "ctrl-c"
+STILL_RUNNING = "running"  # a wait that ends without a result (what modal's get(timeout=...) raises)
 JOB = {"stage": "train", "run_key": "0123456789abcdef01234567", "version": 1}
 RESULT = {"stage": "train", "run_key": JOB["run_key"], "result": {"best_step": 8}, "outputs": {}}
 
@@ -102,6 +103,8 @@ def server(monkeypatch, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, delivered to the main thread
             await asyncio.sleep(60)
             raise AssertionError("the interrupt did not arrive")
+        if answer == STILL_RUNNING:
+            raise TimeoutError()
         if isinstance(answer, BaseException):
             raise answer
         return answer
@@ -179,6 +182,28 @@ def test_lost_connection_reattaches_and_never_spawns_twice(server, runner, caplo
     assert server.waits == ["fc-test0"] * 3
     assert sum("lost the connection to Modal" in r.getMessage() for r in caplog.records) == 2
     assert _record(runner) is None
+
+
+def test_a_wait_that_reaches_the_running_call_resets_the_reattach_count(server, runner):
+    """Connection blips hours apart do not add up: only failures in a row end the wait."""
+    lost = modal.exception.ConnectionError("Could not connect to the Modal server.")
+    server.answers["fc-test0"] = [lost, lost, STILL_RUNNING, lost, lost, STILL_RUNNING, RESULT]
+    assert runner.run(JOB) == RESULT  # 3 tries in a row would end it; never more than 2 here
+    assert len(server.waits) == 7 and len(server.spawned) == 1
+
+
+def test_calls_of_earlier_runs_are_reported_while_they_run_and_forgotten_when_done(server, runner, caplog):
+    runner.calls_dir.mkdir(parents=True)
+    for call_id in ("fc-running", "fc-finished", "fc-unknown"):
+        (runner.calls_dir / f"train-{call_id}.json").write_text(json.dumps({"call_id": call_id, "app_id": "ap-x"}))
+    (runner.calls_dir / "dev-other.json").write_text(json.dumps({"call_id": "fc-dev", "app_id": "ap-y"}))
+    server.answers.update({"fc-running": [STILL_RUNNING], "fc-finished": [RESULT], "fc-test0": [RESULT]})
+    caplog.set_level("WARNING", logger="szflow.remote")
+    assert runner.run(JOB) == RESULT
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "fc-running" in warnings[0] and "modal app stop ap-x" in warnings[0]
+    assert sorted(p.name for p in runner.calls_dir.iterdir()) == ["dev-other.json", "train-fc-running.json"]
+    assert len(server.spawned) == 1
 
 
 def test_connection_lost_for_good_keeps_the_call_for_the_next_run(server, runner):

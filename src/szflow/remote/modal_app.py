@@ -265,9 +265,12 @@ def build_app(params: Params) -> RemoteApp:
 
 
 # ----------------------------------------------------------------------------- running
-# Re-attaching to a running call after a lost connection: tries, and the first wait (doubling).
+# Re-attaching to a running call after a lost connection: tries in a row, and the first wait
+# (doubling). A wait that ends with the call still running proves the connection and resets the count.
 REATTACH_TRIES = 6
 REATTACH_BACKOFF_S = 5.0
+# One wait for a call's result; the call itself runs up to the profile's timeout_s.
+WAIT_SLICE_S = 600.0
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -277,7 +280,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     import modal.exception
 
     return (modal.exception.ConnectionError, modal.exception.ServiceError,
-            grpclib.exceptions.StreamTerminatedError, ConnectionError, TimeoutError)
+            grpclib.exceptions.StreamTerminatedError, ConnectionError)
 
 
 def _raised_remotely(exc: BaseException) -> bool:
@@ -315,11 +318,12 @@ class ModalRunner:
     """
 
     def __init__(self, remote: RemoteApp, workdir: Path, *, reattach_tries: int = REATTACH_TRIES,
-                 backoff_s: float = REATTACH_BACKOFF_S):
+                 backoff_s: float = REATTACH_BACKOFF_S, wait_slice_s: float = WAIT_SLICE_S):
         self.remote = remote
         self.calls_dir = Path(workdir) / ".dvc/tmp/szflow-remote-calls"
         self.reattach_tries = reattach_tries
         self.backoff_s = backoff_s
+        self.wait_slice_s = wait_slice_s
 
     def record_path(self, job: dict) -> Path:
         return self.calls_dir / f"{job['stage']}-{job['run_key']}.json"
@@ -341,6 +345,7 @@ class ModalRunner:
                         record.unlink(missing_ok=True)
                         wait = CallWait(stage=job["stage"])
                 if wait.state == "spawning":
+                    self._warn_about_other_calls(record)
                     # In detached mode modal swallows a KeyboardInterrupt (and a lost connection)
                     # raised in this block and returns normally; `wait.state` says what happened.
                     with self.remote.app.run(detach=True):
@@ -359,9 +364,10 @@ class ModalRunner:
 
         transient = _transient_errors()
         wait.state = "waiting"
-        for attempt in range(1, self.reattach_tries + 1):
+        failures = 0
+        while True:
             try:
-                wait.result = call.get()
+                wait.result = call.get(timeout=self.wait_slice_s)
                 wait.state = "done"
                 return
             except KeyboardInterrupt:
@@ -372,22 +378,54 @@ class ModalRunner:
                 log.info("stage %s: Modal call %s is gone (%s): starting a new one", wait.stage, wait.call_id,
                          type(exc).__name__)
                 return
+            except TimeoutError as exc:  # modal's "no result within the timeout": still running
+                if _raised_remotely(exc):
+                    wait.state, wait.error = "failed", exc
+                    return
+                failures = 0
             except transient as exc:
                 if _raised_remotely(exc):
                     wait.state, wait.error = "failed", exc
                     return
                 wait.error = exc
-                if attempt == self.reattach_tries:
+                failures += 1
+                if failures == self.reattach_tries:
                     wait.state = "lost"
                     return
-                delay = self.backoff_s * 2 ** (attempt - 1)
+                delay = self.backoff_s * 2 ** (failures - 1)
                 log.warning("stage %s: lost the connection to Modal while waiting for call %s (%s: %s); "
                             "re-attaching in %.0f s (try %d of %d)", wait.stage, wait.call_id,
-                            type(exc).__name__, exc, delay, attempt + 1, self.reattach_tries)
+                            type(exc).__name__, exc, delay, failures + 1, self.reattach_tries)
                 time.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - the call itself failed: report it, start afresh next time
                 wait.state, wait.error = "failed", exc
                 return
+
+    def _warn_about_other_calls(self, record: Path) -> None:
+        """Calls of this stage recorded for other runs (the code, params or inputs changed since)
+        that still run are billing too: say so, with how to stop them. Records of calls that ended
+        are removed (a finished run's outputs stay on the volume)."""
+        import modal
+        import modal.exception
+
+        stage = record.name.split("-")[0]
+        for other in sorted(self.calls_dir.glob(f"{stage}-*.json")):
+            known = _read_record(other)
+            if other == record or known is None:
+                continue
+            try:
+                modal.FunctionCall.from_id(known["call_id"]).get(timeout=0)
+            except TimeoutError:
+                log.warning("stage %s: Modal call %s of an earlier run (%s) is still running; stop it with "
+                            "`modal app stop %s` if it is not wanted", stage, known["call_id"], other.name,
+                            known.get("app_id") or "<its app id>")
+                continue
+            except _transient_errors():
+                continue  # unknown: keep the record
+            except Exception as exc:  # noqa: BLE001 - failed, gone or expired: it runs no more
+                log.info("stage %s: forgetting Modal call %s of an earlier run (%s)", stage, known["call_id"],
+                         type(exc).__name__)
+            other.unlink(missing_ok=True)
 
     def _conclude(self, record: Path, wait: CallWait) -> dict:
         if wait.state == "done":
