@@ -263,3 +263,14 @@ def test_a_call_that_failed_with_a_connection_error_is_a_failed_call(server, run
         runner.run(JOB)
     assert server.waits == ["fc-test0"]
     assert _record(runner) is None
+
+
+def test_ctrl_c_before_the_call_started_says_nothing_runs(server, runner, monkeypatch):
+    async def interrupted_setup(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the app's objects are being created
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(modal.runner, "_create_all_objects", interrupted_setup)
+    with pytest.raises(SzflowError, match="interrupted before its Modal call started; nothing runs on Modal"):
+        runner.run(JOB)
+    assert server.spawned == [] and _record(runner) is None

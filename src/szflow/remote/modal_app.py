@@ -435,8 +435,12 @@ class ModalRunner:
             record.unlink(missing_ok=True)
             raise SzflowError(f"stage {wait.stage}: Modal call {wait.call_id} failed: "
                               f"{type(wait.error).__name__}: {wait.error}") from wait.error
-        if wait.call_id is None:
+        if wait.call_id is None and wait.state == "interrupted":
             raise SzflowError(f"stage {wait.stage}: interrupted before its Modal call started; nothing runs on Modal")
+        if wait.call_id is None:
+            # modal swallowed a lost connection while the call was being started: it may exist.
+            raise SzflowError(f"stage {wait.stage}: the connection to Modal ended while its call was being started; "
+                              f"check `modal app list` for a running {self.remote.app.name} app before running again")
         stop = (f"modal app stop {wait.app_id}" if wait.app_id else
                 f"python -c \"import modal; modal.FunctionCall.from_id('{wait.call_id}').cancel()\"")
         why = ("interrupted" if wait.state == "interrupted" else
