@@ -17,7 +17,9 @@ Resume: when `last` exists and was written by a run with the same params hash (m
 sampler and preprocess sections, and the hardware keys that change the arithmetic: batch size,
 precision, gradient accumulation), training continues from it and ends with the same weights as an
 uninterrupted run (bit-exact on CPU). Any other `last` is ignored with a log line saying why, and a
-fresh run replaces it: runs are never mixed.
+fresh run replaces it: runs are never mixed. So is a `last` whose run already validated when `best`
+is missing or older than the best step it names: best.pt is written only when validation improves,
+so that run could never write it again.
 
 Distributed (torchrun, `szflow.train.distributed`): every rank draws the same global batches and
 keeps its `rank_slice`, gradients are averaged by DDP, rank 0 alone validates and writes files.
