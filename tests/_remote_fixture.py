@@ -3,6 +3,9 @@ put on its PYTHONPATH):
 
 - `dummy_stage`, `ddp_probe`: core stage functions steered by environment variables, so the same
   function can succeed, fail, or be "preempted" once;
+- `arm_preemption`: kills a container running the real train stage at a chosen moment (after a
+  checkpoint reached the volume, or in the middle of writing the final checkpoint), like a
+  preempted Modal container, steered by SZFLOW_PREEMPT / SZFLOW_PREEMPT_DIR;
 - `LoopbackVolumeStore`, `LoopbackRunner`, `loopback_executor`: the remote executor with a local
   folder as the volume and a subprocess (`python -m _remote_fixture`) as the container, which runs
   the real `szflow.remote.container.run_job`.
@@ -26,11 +29,14 @@ import torch
 import torch.distributed as dist
 
 import szflow
+from szflow import layout
+from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.io_utils import atomic_write_json, atomic_write_text
+from szflow.io_utils import atomic_path, atomic_write_json, atomic_write_text
 from szflow.remote.container import run_job
 from szflow.remote.executor import RemoteExecutor
-from szflow.remote.store import blob_path, run_dir
+from szflow.remote.store import blob_path, run_dir, sha256_file
+from szflow.train import trainer as trainer_module
 from szflow.train.distributed import dist_info
 
 log = logging.getLogger("szflow.remote")
@@ -84,6 +90,76 @@ def ddp_probe(params, workdir: Path = Path(".")) -> dict:
     dist.all_reduce(total)
     return {"world_size": dist.get_world_size(), "rank": info.rank, "sum": float(total.item()),
             "hw": params.hw}
+
+
+# ----------------------------------------------------------------------------- preemption of the real train stage
+PREEMPTED_EXIT = 137  # what a SIGKILLed container reports
+
+
+def _preempt(marker: Path) -> None:
+    """Die like a preempted container: no cleanup, no exception handling, no final sync."""
+    marker.write_text("preempted\n", encoding="utf-8")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(PREEMPTED_EXIT)
+
+
+def _wait_until_on_volume(local: Path, on_volume: Path, timeout_s: float = 60.0) -> None:
+    """Block until the resume sync has put `local`'s current content at `on_volume`."""
+    deadline = time.monotonic() + timeout_s
+    digest = sha256_file(local)
+    while time.monotonic() < deadline:
+        if on_volume.is_file() and sha256_file(on_volume) == digest:
+            return
+        time.sleep(0.05)
+    raise SzflowError(f"{local} did not reach the volume within {timeout_s} s")
+
+
+def arm_preemption(job: dict, volume_root: Path) -> None:
+    """Arm the first preemption of SZFLOW_PREEMPT (comma-separated) that has not fired yet.
+
+    - `after-step:N`: once the checkpoint of step N (and the best.pt of that step's validation) is
+      on the volume, the container dies: the retry must resume from it and still finish.
+    - `final-write`: the container dies half-way through writing the final last.pt (a temporary
+      file is left behind, nothing is renamed): the retry resumes from the previous checkpoint.
+    Fired events are remembered as files in SZFLOW_PREEMPT_DIR, so each fires in one attempt only.
+    """
+    events = [e for e in os.environ.get("SZFLOW_PREEMPT", "").split(",") if e]
+    if not events:
+        return
+    markers = Path(os.environ["SZFLOW_PREEMPT_DIR"])
+    pending = [e for e in events if not (markers / e.replace(":", "-")).exists()]
+    if not pending:
+        return
+    event, marker = pending[0], markers / pending[0].replace(":", "-")
+    state = volume_root / run_dir(job["stage"], job["run_key"]) / "state"
+    trainer_class = trainer_module.Trainer
+    if event.startswith("after-step:"):
+        target = int(event.partition(":")[2])
+        save_last = trainer_class.save_last
+
+        def save_last_then_preempt(self) -> None:
+            save_last(self)
+            if self.step == target:
+                for rel in (layout.LAST_CHECKPOINT, layout.BEST_CHECKPOINT):
+                    _wait_until_on_volume(self.paths.last.parent.parent / rel, state / rel)
+                _preempt(marker)
+
+        trainer_class.save_last = save_last_then_preempt
+    elif event == "final-write":
+        save_checkpoint = trainer_module.save_checkpoint
+        max_steps = Params.model_validate(job["params"]).train.max_steps
+
+        def save_checkpoint_or_preempt(path, **kwargs) -> None:
+            if Path(path).name == layout.LAST_CHECKPOINT.name and kwargs["step"] == max_steps:
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(b"half a checkpoint")
+                    _preempt(marker)
+            save_checkpoint(path, **kwargs)
+
+        trainer_module.save_checkpoint = save_checkpoint_or_preempt
+    else:
+        raise SzflowError(f"unknown preemption {event!r}")
 
 
 # ----------------------------------------------------------------------------- loopback volume
@@ -197,6 +273,7 @@ def container_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     job = json.loads(args.job.read_text(encoding="utf-8"))
+    arm_preemption(job, args.volume)
     try:
         run_job(job, args.volume, args.work, sync_interval_s=args.sync_interval)
     except SzflowError as exc:

@@ -134,7 +134,7 @@ def test_stage_specs_list_each_gpu_stage():
     assert get_stage("train").function == "szflow.stages.train:run"
     assert get_stage("dev").function == "szflow.stages.dev:run"
     assert get_stage("eval").function == "szflow.stages.eval:run"
-    assert get_stage("train").resume_files == ("models/last.pt",)
+    assert get_stage("train").resume_files == ("models/last.pt", "models/best.pt", "metrics/train_curves")
     with pytest.raises(SzflowError, match="unknown remote stage"):
         get_stage("nope")
 

@@ -4,9 +4,10 @@ write the outputs back to the volume.
 `run_job` takes the volume as a folder and its commit/reload as functions: in a Modal container the
 volume is mounted at /vol and they are `volume.commit`/`volume.reload`; the tests run it in a
 subprocess against a local folder. The workdir lives on local disk,
-not on the volume: inputs are symlinked from the content-addressed blobs, and only the resume files
-(last.pt) are copied to the volume while the stage runs, so a retried container after a preemption
-finds the newest checkpoint and the core function resumes from it.
+not on the volume: inputs are symlinked from the content-addressed blobs, and only the resume state
+(last.pt with what a resumed run cannot recreate: best.pt, the training curves) is copied to the
+volume while the stage runs, so a retried container after a preemption finds the newest checkpoint
+and its companions, and the core function resumes from them and finishes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.io_utils import atomic_write_text, jsonable
+from szflow.io_utils import atomic_write_text, jsonable, remove_stale_temporaries
 from szflow.remote.ddp import run_distributed
 from szflow.remote.specs import resolve_function
 from szflow.remote.store import JOB_VERSION, blob_path, iter_files, run_dir, sha256_file
@@ -48,58 +49,115 @@ def _copy_atomic(src: Path, dest: Path) -> None:
             os.unlink(tmp)
 
 
-class ResumeSync:
-    """Copy resume files (last.pt) to the volume whenever they change, and commit.
+def _copy_to_temp(src: Path, dest: Path) -> Path:
+    """Copy `src` to a temporary file beside `dest` on the volume; the caller renames it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
 
-    Polling keeps the train loop unaware of where it runs: it only has to write last.pt atomically
-    (which it does for local runs anyway).
+
+Signature = tuple[int, int, int]
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ResumeSync:
+    """Copy the resume state (last.pt, best.pt, the curves) to the volume whenever it changes, and commit.
+
+    `paths` are files or folders relative to the workdir; the first is the checkpoint the run resumes
+    from. The volume must never hold a checkpoint newer than the files that go with it (a last.pt
+    whose selection names a best step that best.pt on the volume does not have yet would resume
+    into a run that cannot write its best.pt), and Modal may commit the volume at any moment. So
+    each pass reads the checkpoint first into a temporary file, then copies the other changed files
+    (read later, hence at least as new; a resumed run trims curve rows after its checkpoint and
+    rewrites best.pt identically if it is newer), and renames the checkpoint into place last.
+
+    Polling keeps the train loop unaware of where it runs: it only has to write its checkpoints
+    atomically (which it does for local runs anyway).
     """
 
-    def __init__(self, workdir: Path, state_dir: Path, files: list[str], commit: Callable[[], None],
+    def __init__(self, workdir: Path, state_dir: Path, paths: list[str], commit: Callable[[], None],
                  interval_s: float):
         self.workdir = workdir
         self.state_dir = state_dir
-        self.files = files
+        self.paths = paths
         self.commit = commit
         self.interval_s = interval_s
-        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._seen: dict[str, Signature] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="szflow-resume-sync", daemon=True)
         self.syncs = 0
 
-    def start(self) -> None:
-        for rel in self.files:
-            self._seen[rel] = self._signature(self.workdir / rel)
-        if self.files:
-            self._thread.start()
+    def _files(self) -> list[str]:
+        """The files under the resume paths now, the checkpoint first."""
+        files: list[str] = []
+        for rel in self.paths:
+            root = self.workdir / rel
+            if root.exists():
+                files.extend(f.relative_to(self.workdir).as_posix() for f in iter_files(root))
+        return files
 
-    @staticmethod
-    def _signature(path: Path) -> tuple[int, int, int]:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return (0, 0, 0)
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+    def start(self) -> None:
+        # Temporaries of a pass that a preemption cut short; never read (restores skip *.tmp).
+        remove_stale_temporaries(self.state_dir, recursive=True)
+        for rel in self._files():
+            signature = _signature(self.workdir / rel)
+            if signature is not None:
+                self._seen[rel] = signature  # restored from the volume: already there
+        if self.paths:
+            self._thread.start()
 
     def sync_once(self) -> bool:
         with self._lock:
-            changed = False
-            for rel in self.files:
-                src = self.workdir / rel
-                signature = self._signature(src)
-                if signature == (0, 0, 0) or signature == self._seen.get(rel):
-                    continue
-                try:
-                    _copy_atomic(src, self.state_dir / rel)
-                except FileNotFoundError:  # replaced between stat and copy: next round
-                    continue
-                self._seen[rel] = signature
-                changed = True
-            if changed:
-                self.commit()
-                self.syncs += 1
-            return changed
+            checkpoint = self.paths[0] if self.paths else None
+            changed = [rel for rel in self._files()
+                       if _signature(self.workdir / rel) not in (None, self._seen.get(rel))]
+            if not changed:
+                return False
+            staged: tuple[Path, Path, str, Signature | None] | None = None
+            try:
+                if checkpoint in changed:
+                    signature = _signature(self.workdir / checkpoint)
+                    tmp = _copy_to_temp(self.workdir / checkpoint, self.state_dir / checkpoint)
+                    staged = (tmp, self.state_dir / checkpoint, checkpoint, signature)
+                for rel in changed:
+                    if rel == checkpoint:
+                        continue
+                    src, dest = self.workdir / rel, self.state_dir / rel
+                    before = _signature(src)
+                    try:
+                        tmp = _copy_to_temp(src, dest)
+                    except FileNotFoundError:  # replaced between listing and copy: next pass
+                        continue
+                    os.replace(tmp, dest)
+                    # A file rewritten during the copy (the curves' summary) is copied again next pass.
+                    if _signature(src) == before and before is not None:
+                        self._seen[rel] = before
+                if staged is not None:
+                    tmp, dest, rel, signature = staged
+                    os.replace(tmp, dest)
+                    staged = None
+                    if signature is not None:
+                        self._seen[rel] = signature
+            finally:
+                if staged is not None and staged[0].exists():
+                    staged[0].unlink()
+            self.commit()
+            self.syncs += 1
+            return True
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -116,7 +174,8 @@ class ResumeSync:
 
 
 def build_workdir(job: dict, volume_root: Path, workdir: Path) -> None:
-    """Fresh workdir: inputs as symlinks to blobs, resume files copied from the run's state."""
+    """Fresh workdir: inputs as symlinks to blobs; the resume state copied from the volume when its
+    checkpoint (the first resume path) is there."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -133,13 +192,18 @@ def build_workdir(job: dict, volume_root: Path, workdir: Path) -> None:
     if missing:
         raise SzflowError(f"volume lacks the uploaded content of {len(missing)} input file(s), e.g. {missing[0]}")
     state = volume_root / run_dir(job["stage"], job["run_key"]) / "state"
-    for rel in job.get("resume_files", []):
+    paths = list(job.get("resume_files", []))
+    if not paths or not (state / paths[0]).is_file():
+        return
+    for rel in paths:
         saved = state / rel
-        if saved.is_file():
-            dest = workdir / rel
+        if not saved.exists():
+            continue
+        for file in iter_files(saved):
+            dest = workdir / file.relative_to(state)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(saved, dest)
-            log.info("resuming %s from the volume (%d bytes)", rel, saved.stat().st_size)
+            shutil.copyfile(file, dest)
+        log.info("resuming %s from the volume", rel)
 
 
 def _call_core(job: dict, workdir: Path) -> dict:

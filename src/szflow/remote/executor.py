@@ -177,13 +177,18 @@ class ModalExecutor(RemoteExecutor):
         self._params = params
 
     def _prepare(self) -> None:
-        require_modal_token()
+        self._preflight()
         if self.store is None:
             if self._params is None:
                 raise SzflowError("ModalExecutor needs params to build the Modal app")
             remote = build_app(self._params)
             self.store = ModalVolumeStore(remote.volume)
             self.runner = ModalRunner(remote, self.workdir)
+
+    def _preflight(self) -> None:
+        """Every check that must pass before anything is hashed, uploaded or spawned (the one call
+        site for them): a Modal token."""
+        require_modal_token()
 
     def run(self, stage: str, inputs: list[Path], outputs: list[Path], params: Params) -> dict:
         self._params = self._params or params

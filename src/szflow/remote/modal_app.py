@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,40 +265,201 @@ def build_app(params: Params) -> RemoteApp:
 
 
 # ----------------------------------------------------------------------------- running
+# Re-attaching to a running call after a lost connection: tries in a row, and the first wait
+# (doubling). A wait that ends with the call still running proves the connection and resets the count.
+REATTACH_TRIES = 6
+REATTACH_BACKOFF_S = 5.0
+# One wait for a call's result; the call itself runs up to the profile's timeout_s.
+WAIT_SLICE_S = 600.0
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the connection to Modal (not of the call): waiting again is the remedy. modal
+    retries its own RPCs first; these are what remains after its retries."""
+    import grpclib.exceptions
+    import modal.exception
+
+    return (modal.exception.ConnectionError, modal.exception.ServiceError,
+            grpclib.exceptions.StreamTerminatedError, ConnectionError)
+
+
+def _raised_remotely(exc: BaseException) -> bool:
+    """Whether `exc` is the call's own exception, re-raised here by modal (its traceback then has the
+    container's frames): a stage that failed with a ConnectionError is a failed call, not a lost
+    connection."""
+    try:
+        from modal._traceback import traceback_contains_remote_call
+    except ImportError:  # a modal without the helper: count it as a lost connection (bounded retries)
+        return False
+    return traceback_contains_remote_call(exc.__traceback__)
+
+
+@dataclass
+class CallWait:
+    """What became of one wait for a Modal call."""
+
+    stage: str
+    call_id: str | None = None
+    app_id: str | None = None
+    # spawning | waiting | done | failed | gone | lost | interrupted
+    state: str = "spawning"
+    result: Any = None
+    error: BaseException | None = None
+
+
 class ModalRunner:
     """Runs a stage job on Modal and waits for its result.
 
-    The app is detached and the call id remembered under .dvc/tmp, so a client that dies (laptop
-    asleep, CI killed) does not kill a day of training: the next `dvc exp run` with the same job
-    re-attaches to the running call instead of starting a second one.
+    The call is spawned in a detached app and its id kept under .dvc/tmp (one record per stage and
+    run key), so a client that dies or is interrupted (laptop asleep, Ctrl-C, CI killed) does not
+    stop a day of training: the next run of the same job re-attaches to that call instead of
+    starting a second one (two containers would write the same resume state). The record is
+    cleared when the call's result is collected or the call failed, and kept otherwise.
     """
 
-    def __init__(self, remote: RemoteApp, workdir: Path):
+    def __init__(self, remote: RemoteApp, workdir: Path, *, reattach_tries: int = REATTACH_TRIES,
+                 backoff_s: float = REATTACH_BACKOFF_S, wait_slice_s: float = WAIT_SLICE_S):
         self.remote = remote
         self.calls_dir = Path(workdir) / ".dvc/tmp/szflow-remote-calls"
+        self.reattach_tries = reattach_tries
+        self.backoff_s = backoff_s
+        self.wait_slice_s = wait_slice_s
+
+    def record_path(self, job: dict) -> Path:
+        return self.calls_dir / f"{job['stage']}-{job['run_key']}.json"
 
     def run(self, job: dict) -> dict:
         import modal
 
-        record = self.calls_dir / f"{job['stage']}-{job['run_key']}.json"
-        fn = self.remote.stage_function(job["stage"])
-        with modal.enable_output(), self.remote.app.run(detach=True):
-            if record.is_file():
-                try:
-                    call = modal.FunctionCall.from_id(json.loads(record.read_text())["call_id"])
-                    log.info("re-attaching to the Modal call already running for %s", job["stage"])
-                    result = call.get()
-                except Exception as exc:  # noqa: BLE001 - failed, expired or unknown: start afresh
-                    log.info("earlier Modal call for %s is not usable (%s): starting a new one",
-                             job["stage"], type(exc).__name__)
-                else:
-                    record.unlink(missing_ok=True)
-                    return result
-            call = fn.spawn(job)
-            atomic_write_json(record, {"call_id": call.object_id})
-            result = call.get()
-        record.unlink(missing_ok=True)
-        return result
+        record = self.record_path(job)
+        wait = CallWait(stage=job["stage"])
+        try:
+            with modal.enable_output():
+                known = _read_record(record)
+                if known is not None:
+                    wait.call_id, wait.app_id = known["call_id"], known.get("app_id")
+                    log.info("stage %s: re-attaching to Modal call %s, started earlier for this run",
+                             job["stage"], wait.call_id)
+                    self._wait(modal.FunctionCall.from_id(wait.call_id), wait)
+                    if wait.state == "gone":  # not running: its outputs, if any, are on the volume
+                        record.unlink(missing_ok=True)
+                        wait = CallWait(stage=job["stage"])
+                if wait.state == "spawning":
+                    self._warn_about_other_calls(record)
+                    # In detached mode modal swallows a KeyboardInterrupt (and a lost connection)
+                    # raised in this block and returns normally; `wait.state` says what happened.
+                    with self.remote.app.run(detach=True):
+                        call = self.remote.stage_function(job["stage"]).spawn(job)
+                        wait.call_id, wait.app_id = call.object_id, self.remote.app.app_id
+                        atomic_write_json(record, {"call_id": wait.call_id, "app_id": wait.app_id,
+                                                   "stage": job["stage"], "run_key": job["run_key"]})
+                        self._wait(call, wait)
+        except KeyboardInterrupt:
+            wait.state = "interrupted"
+        return self._conclude(record, wait)
+
+    def _wait(self, call: Any, wait: CallWait) -> None:
+        """Wait for the call's result; retry the wait (never the call) when the connection drops."""
+        import modal.exception
+
+        transient = _transient_errors()
+        wait.state = "waiting"
+        failures = 0
+        while True:
+            try:
+                wait.result = call.get(timeout=self.wait_slice_s)
+                wait.state = "done"
+                return
+            except KeyboardInterrupt:
+                wait.state = "interrupted"
+                raise
+            except (modal.exception.NotFoundError, modal.exception.OutputExpiredError) as exc:
+                wait.state, wait.error = "gone", exc
+                log.info("stage %s: Modal call %s is gone (%s): starting a new one", wait.stage, wait.call_id,
+                         type(exc).__name__)
+                return
+            except TimeoutError as exc:  # modal's "no result within the timeout": still running
+                if _raised_remotely(exc):
+                    wait.state, wait.error = "failed", exc
+                    return
+                failures = 0
+            except transient as exc:
+                if _raised_remotely(exc):
+                    wait.state, wait.error = "failed", exc
+                    return
+                wait.error = exc
+                failures += 1
+                if failures == self.reattach_tries:
+                    wait.state = "lost"
+                    return
+                delay = self.backoff_s * 2 ** (failures - 1)
+                log.warning("stage %s: lost the connection to Modal while waiting for call %s (%s: %s); "
+                            "re-attaching in %.0f s (try %d of %d)", wait.stage, wait.call_id,
+                            type(exc).__name__, exc, delay, failures + 1, self.reattach_tries)
+                time.sleep(delay)
+            except Exception as exc:  # noqa: BLE001 - the call itself failed: report it, start afresh next time
+                wait.state, wait.error = "failed", exc
+                return
+
+    def _warn_about_other_calls(self, record: Path) -> None:
+        """Calls of this stage recorded for other runs (the code, params or inputs changed since)
+        that still run are billing too: say so, with how to stop them. Records of calls that ended
+        are removed (a finished run's outputs stay on the volume)."""
+        import modal
+        import modal.exception
+
+        stage = record.name.split("-")[0]
+        for other in sorted(self.calls_dir.glob(f"{stage}-*.json")):
+            known = _read_record(other)
+            if other == record or known is None:
+                continue
+            try:
+                modal.FunctionCall.from_id(known["call_id"]).get(timeout=0)
+            except TimeoutError:
+                log.warning("stage %s: Modal call %s of an earlier run (%s) is still running; stop it with "
+                            "`modal app stop %s` if it is not wanted", stage, known["call_id"], other.name,
+                            known.get("app_id") or "<its app id>")
+                continue
+            except _transient_errors():
+                continue  # unknown: keep the record
+            except Exception as exc:  # noqa: BLE001 - failed, gone or expired: it runs no more
+                log.info("stage %s: forgetting Modal call %s of an earlier run (%s)", stage, known["call_id"],
+                         type(exc).__name__)
+            other.unlink(missing_ok=True)
+
+    def _conclude(self, record: Path, wait: CallWait) -> dict:
+        if wait.state == "done":
+            record.unlink(missing_ok=True)
+            return wait.result
+        if wait.state == "failed":
+            record.unlink(missing_ok=True)
+            raise SzflowError(f"stage {wait.stage}: Modal call {wait.call_id} failed: "
+                              f"{type(wait.error).__name__}: {wait.error}") from wait.error
+        if wait.call_id is None and wait.state == "interrupted":
+            raise SzflowError(f"stage {wait.stage}: interrupted before its Modal call started; nothing runs on Modal")
+        if wait.call_id is None:
+            # modal swallowed a lost connection while the call was being started: it may exist.
+            raise SzflowError(f"stage {wait.stage}: the connection to Modal ended while its call was being started; "
+                              f"check `modal app list` for a running {self.remote.app.name} app before running again")
+        stop = (f"modal app stop {wait.app_id}" if wait.app_id else
+                f"python -c \"import modal; modal.FunctionCall.from_id('{wait.call_id}').cancel()\"")
+        why = ("interrupted" if wait.state == "interrupted" else
+               f"lost the connection to Modal ({type(wait.error).__name__}: {wait.error})" if wait.error else
+               "the connection to Modal ended")
+        raise SzflowError(f"stage {wait.stage}: {why}; Modal call {wait.call_id} keeps running: run the same "
+                          f"command again to re-attach to it, or stop it with `{stop}`")
+
+
+def _read_record(record: Path) -> dict | None:
+    """The call started earlier for this job, or None (absent or unreadable record)."""
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        log.warning("ignoring unreadable Modal call record %s", record)
+        return None
+    return known if isinstance(known, dict) and known.get("call_id") else None
 
 
 def preprocess_plan_entry(params: Params) -> dict | None:

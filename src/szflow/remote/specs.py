@@ -39,8 +39,12 @@ class StageSpec:
     # Config files the container gets beside the data, so a core function that re-reads
     # params.yaml sees the same values (the params themselves travel as JSON with the job).
     config_inputs: tuple[str, ...] = _posix(layout.PARAMS_FILE, layout.PROFILES_DIR)
-    # Outputs that a retried container must find again (resume after preemption): synced to the
-    # volume while the stage runs, restored into the workdir before it starts.
+    # Outputs (files or folders) that a retried container must find again to resume after a
+    # preemption and still finish with the outputs of an uninterrupted run: synced to the volume
+    # while the stage runs, restored into the workdir before it starts. The first is the checkpoint
+    # the stage resumes from; the rest are restored only with it, and are outputs a resumed run
+    # cannot write again (best.pt is written only when validation improves; curve rows are only
+    # appended).
     resume_files: tuple[str, ...] = ()
     # Whether the stage can run as several processes (torchrun) when hardware.gpus > 1.
     distributed: bool = False
@@ -79,7 +83,7 @@ GPU_STAGES: dict[str, StageSpec] = {
         inputs=_posix(layout.cache_split_dir("train")),
         outputs=_posix(layout.BEST_CHECKPOINT, layout.LAST_CHECKPOINT, layout.BASELINE_MODEL,
                        layout.TRAIN_METRICS, layout.TRAIN_CURVES_DIR),
-        resume_files=_posix(layout.LAST_CHECKPOINT),
+        resume_files=_posix(layout.LAST_CHECKPOINT, layout.BEST_CHECKPOINT, layout.TRAIN_CURVES_DIR),
         distributed=True,
         description="train the detector on the training cache; best.pt chosen on the validation split",
     ),

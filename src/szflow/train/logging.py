@@ -8,6 +8,7 @@ a clear error before any training work, instead of an interactive login prompt i
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -37,18 +38,40 @@ def resolve_wandb_mode(profile_mode: str) -> str:
     return mode
 
 
+def _complete_row(row: dict, last_step: int) -> bool:
+    """A whole row (every field present, step an integer) of a step up to `last_step`. A resume
+    copy of the curves taken while a row was being appended can end in half a row; it belongs to a
+    step after the checkpoint and is dropped with them."""
+    if any(value in (None, "") for value in row.values()) or None in row:
+        return False
+    try:
+        return int(row["step"]) <= last_step
+    except ValueError:
+        return False
+
+
 def _trim_curves(curves_dir: Path, last_step: int) -> None:
     """Drop curve rows logged after `last_step`: a resumed run re-logs them from its checkpoint."""
+    summary = curves_dir / "metrics.json"
+    try:
+        json.loads(summary.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        # Copied while DVCLive rewrote it: the resumed run rewrites it from what it logs.
+        log.warning("ignoring unreadable %s from the interrupted run", summary)
+        summary.unlink()
     metrics_dir = curves_dir / "plots" / "metrics"
     if not metrics_dir.exists():
         return
     for tsv in metrics_dir.rglob("*.tsv"):
         with open(tsv, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-            fields = list(rows[0].keys()) if rows else None
-        if fields is None:
+            reader = csv.DictReader(handle, delimiter="\t")
+            rows = list(reader)
+            fields = reader.fieldnames
+        if not fields:
             continue
-        kept = [row for row in rows if int(row["step"]) <= last_step]
+        kept = [row for row in rows if _complete_row(row, last_step)]
         with open(tsv, "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fields, delimiter="\t", lineterminator=os.linesep)
             writer.writeheader()

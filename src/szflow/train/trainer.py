@@ -17,7 +17,9 @@ Resume: when `last` exists and was written by a run with the same params hash (m
 sampler and preprocess sections, and the hardware keys that change the arithmetic: batch size,
 precision, gradient accumulation), training continues from it and ends with the same weights as an
 uninterrupted run (bit-exact on CPU). Any other `last` is ignored with a log line saying why, and a
-fresh run replaces it: runs are never mixed.
+fresh run replaces it: runs are never mixed. So is a `last` whose run already validated when `best`
+is missing or older than the best step it names: best.pt is written only when validation improves,
+so that run could never write it again.
 
 Distributed (torchrun, `szflow.train.distributed`): every rank draws the same global batches and
 keeps its `rank_slice`, gradients are averaged by DDP, rank 0 alone validates and writes files.
@@ -389,6 +391,8 @@ class Trainer:
         """Load the state of a resumable last.pt (the RNG is restored later); without one, remove a
         best.pt of another run so that it cannot survive into this one."""
         ckpt = resumable_checkpoint(self.paths.last, self.params, self.params_hash)
+        if ckpt is not None and not self._best_matches(ckpt):
+            ckpt = None
         if ckpt is not None:
             try:
                 self.sampler.load_state_dict(ckpt.training_state["sampler"])
@@ -412,6 +416,29 @@ class Trainer:
         log.info("resuming from %s at step %d (best so far: step %d)", self.paths.last, self.step,
                  self.selection.best_step)
         return ckpt
+
+    def _best_matches(self, ckpt: Checkpoint) -> bool:
+        """Whether best.pt belongs to the run `ckpt` continues. best.pt is written only when
+        validation improves, so a resumed run whose later validations do not beat the best named in
+        `ckpt` could never write it again: without it (or with another run's), start afresh."""
+        best_step = int(ckpt.training_state["selection"]["best_step"])
+        if ckpt.training_state["selection"]["best_score"] is None:
+            return True  # no validation yet: nothing to keep
+        reason = None
+        try:
+            best = load_checkpoint(self.paths.best, expected_config=self.params.model)
+        except CheckpointError as exc:
+            reason = str(exc)
+        else:
+            # A best.pt newer than last.pt comes from steps the resumed run replays (and rewrites).
+            if best.params_hash != self.params_hash or best.step < best_step:
+                reason = (f"{self.paths.best} is from step {best.step} with params hash {best.params_hash}, "
+                          f"the checkpoint's best is step {best_step} with {self.params_hash}")
+        if reason is not None:
+            log.warning("not resuming from %s: its best checkpoint is not there (%s); starting a fresh run",
+                        self.paths.last, reason)
+            return False
+        return True
 
     def _open_logger(self) -> RunLogger:
         p = self.params
