@@ -197,7 +197,7 @@ def test_remote_plan_cli(tmp_path, hw):
     result = CliRunner().invoke(cli_app, ["remote", "plan", "--hw", hw, "--params-dir", str(root), "--json"])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
-    assert {"hw", "executor", "stages", "preprocess"} <= set(plan)
+    assert {"hw", "executor", "stages"} <= set(plan)
     assert set(plan["stages"]) == {"train", "dev", "eval"}
     assert plan["hw"] == hw
     train = plan["stages"]["train"]
