@@ -71,7 +71,7 @@ def test_check_json_without_token_names_token_and_wandb_secret_with_fixes(tmp_pa
     assert "cannot check secrets without a token" in missing["secret wandb"]["message"]
     assert "wandb_mode: online" in missing["secret wandb"]["message"]
     assert missing["secret wandb"]["fix"].startswith("modal secret create wandb WANDB_API_KEY=")
-    assert "hardware.wandb_mode: offline" in missing["secret wandb"]["fix"]
+    assert "hardware.wandb_mode: offline or disabled in params/a100.yaml" in missing["secret wandb"]["fix"]
     passed = {c["name"] for c in report["checks"] if c["ok"]}
     assert {"client python", "image lock", "app builds"} <= passed
 

@@ -189,7 +189,7 @@ def check_secrets(params: Params, token_present: bool, lookup: Callable[[str], N
     missing (modal's NotFoundError); None means do not reach Modal."""
     checks = []
     for name in needed_secrets(params):
-        fix = SECRET_FIX[name]
+        fix = SECRET_FIX[name].replace("params/<hw>.yaml", f"params/{params.hw}.yaml")
         why = f"Modal Secret {name!r} (needed by hardware.wandb_mode: {params.hardware.wandb_mode})"
         if not token_present:
             checks.append(Check(f"secret {name}", False, f"cannot check secrets without a token: {why}", fix))
