@@ -20,12 +20,11 @@ from szflow.cli import app as cli_app
 from szflow.config import load_params
 from szflow.errors import ConfigError, SzflowError
 from szflow.remote import executor as executor_mod
-from szflow.remote import modal_app, specs
+from szflow.remote import specs
 from szflow.remote.credentials import ModalAuthError, modal_token_status
 from szflow.remote.executor import LocalExecutor, ModalExecutor, RemoteExecutor, get_executor, run_stage
 from szflow.remote.modal_app import (
-    BUCKET_MOUNT,
-    IMAGE_SPEC,
+    IMAGE_PYTHON,
     VOLUME_MOUNT,
     VOLUME_NAME,
     WANDB_SECRET,
@@ -35,8 +34,7 @@ from szflow.remote.modal_app import (
 )
 from szflow.remote.plan import build_plan, check_remote
 from szflow.remote.specs import GPU_STAGES, StageSpec, get_stage
-from szflow.remote.store import blob_path, download_outputs, sha256_file
-from szflow.synth import generate_corpus
+from szflow.remote.store import blob_path, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_WANDB = "wandb-fake-secret-4f1d9c"
@@ -170,32 +168,21 @@ def test_modal_app_builds_with_profile_settings():
     retries = build_retries(2)
     assert isinstance(retries, modal.Retries) and retries.max_retries == 2
     assert build_retries(0) is None
-    assert IMAGE_SPEC["base"].startswith("nvidia/cuda:") and "devel" in IMAGE_SPEC["base"]
-    assert any(p.startswith("mamba-ssm==") for p in IMAGE_SPEC["cuda_kernels"])
-    assert any(p.startswith("causal-conv1d==") for p in IMAGE_SPEC["cuda_kernels"])
-    assert IMAGE_SPEC["torch"].startswith("torch==")
+    assert build_plan(params, REPO, hash_files=False)["modal"]["image"]["python"] == IMAGE_PYTHON
 
 
-def test_modal_app_variants_multi_gpu_no_wandb_bucket():
-    params = load_params(REPO, hw="a100", overrides={
-        "hardware.gpus": 2, "hardware.wandb_mode": "disabled",
-        "data.source": "tusz", "data.root": "s3://tusz-bucket/v2.0.3"})
+@pytest.mark.parametrize("wandb_mode", ["disabled", "offline"])
+def test_modal_app_variants_multi_gpu_no_wandb(wandb_mode):
+    params = load_params(REPO, hw="a100", overrides={"hardware.gpus": 2, "hardware.wandb_mode": wandb_mode})
     hw = params.hardware
     remote = build_app(params)
     train = remote.functions["train_stage"]._spec_
     assert train.gpus == "A100-80GB:2"
     assert train.cpu == 8 * 2 + 2  # data-loader workers per rank, plus the main process and a spare
-    assert train.secrets == []  # W&B disabled: no secret required
+    assert train.secrets == [] and remote.secrets == {}  # only `online` sends to W&B: no secret required
     assert remote.functions["dev_stage"]._spec_.gpus == "A100-80GB"
-    # Preprocessing fan-out over the S3 bucket.
-    assert {"list_recordings", "preprocess_recording"} <= set(remote.functions)
-    pre = remote.functions["preprocess_recording"]._spec_
-    assert pre.gpus is None and pre.cpu >= 1
-    mount = pre.volumes[BUCKET_MOUNT]
-    assert mount.bucket_name == "tusz-bucket" and mount.key_prefix == "v2.0.3/" and mount.read_only
+    assert set(remote.functions) == {spec.modal_function_name for spec in GPU_STAGES.values()}
     plan = build_plan(params, REPO, hash_files=False)
-    assert plan["preprocess"]["executor"] == "modal-map"
-    assert plan["preprocess"]["bucket"] == "s3://tusz-bucket/v2.0.3/"
     assert plan["stages"]["train"]["distributed"] is True and plan["stages"]["train"]["gpu"] == "A100-80GB:2"
     with pytest.raises(ConfigError, match="timeout_s"):
         function_settings(params.model_copy(update={"hardware": hw.model_copy(update={"timeout_s": 90000})}))
@@ -210,7 +197,7 @@ def test_remote_plan_cli(tmp_path, hw):
     result = CliRunner().invoke(cli_app, ["remote", "plan", "--hw", hw, "--params-dir", str(root), "--json"])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
-    assert {"hw", "executor", "stages", "preprocess"} <= set(plan)
+    assert {"hw", "executor", "stages"} <= set(plan)
     assert set(plan["stages"]) == {"train", "dev", "eval"}
     assert plan["hw"] == hw
     train = plan["stages"]["train"]
@@ -450,39 +437,3 @@ def test_loopback_container_env_has_no_modal_token(monkeypatch, tmp_path):
     env = LoopbackRunner(tmp_path).env()
     assert "MODAL_TOKEN_SECRET" not in env and "MODAL_TOKEN_ID" not in env
     assert CLIENT_ONLY_ENV == ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
-
-
-def test_preprocess_fanout_bodies_with_local_mounts(tmp_path, monkeypatch):
-    """The bodies of the Modal preprocessing fan-out, run here with folders standing in for the S3
-    mount and the volume: jobs are listed from the bucket, each recording is preprocessed into the
-    volume with a manifest, and the download puts data/preprocess in place."""
-    bucket, volume, work = tmp_path / "bucket", tmp_path / "volume", tmp_path / "work"
-    params = load_params(REPO, hw="local", overrides={
-        "synth.patients": {"train": 1, "dev": 1, "eval": 0}, "synth.recordings_per_patient": 1,
-        "synth.min_duration_s": 30, "synth.max_duration_s": 30, "synth.broken_files": 0,
-        "data.root": "s3://tusz/v2"})
-    generate_corpus(bucket, params.synth)
-    volume.mkdir()
-    commits = []
-    assert modal_app.preprocess_plan_entry(params)["mount"] == "/data/edf/{split}"
-
-    class _Volume:
-        def commit(self):
-            commits.append(1)
-
-    monkeypatch.setattr(modal_app, "BUCKET_MOUNT", str(bucket))
-    monkeypatch.setattr(modal_app, "VOLUME_MOUNT", str(volume))
-    monkeypatch.setattr(modal.Volume, "from_name", staticmethod(lambda *a, **k: _Volume()))
-
-    listing = modal_app.list_recordings_entry({"params": params.model_dump(mode="json"), "out_prefix": "pre/x"})
-    assert len(listing["jobs"]) == 2 and listing["failed"] == []
-    results = [modal_app.preprocess_entry(job) for job in listing["jobs"]]
-    assert all(r["row"]["status"] == "ok" for r in results) and len(commits) == 2
-    files = [f for r in results for f in r["files"]]
-    assert {Path(f["path"]).parent.as_posix() for f in files} == {"data/preprocess/train", "data/preprocess/dev"}
-    download_outputs(LoopbackVolumeStore(volume), {"outputs": {"data/preprocess": files}},
-                     [Path("data/preprocess")], work, extra={"data/preprocess": {"report.csv": b"x\n"}})
-    for f in files:
-        assert sha256_file(work / f["path"]) == f["sha256"]
-    assert (work / "data/preprocess/report.csv").read_text() == "x\n"
-    assert _temp_files(work) == []

@@ -15,7 +15,7 @@ from szflow.detect import format_result, run_detect
 from szflow.detect import format_summary as format_detect_summary
 from szflow.errors import SzflowError
 from szflow.model import describe_model
-from szflow.remote.plan import build_plan, check_remote, format_plan
+from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
 from szflow.scoring import format_score_table, score_folders
 from szflow.synth import generate_corpus
 
@@ -124,17 +124,25 @@ def remote_plan(
 def remote_check(
     hw: str | None = typer.Option(None, "--hw", help="Hardware profile (params/<hw>.yaml); default: params.yaml's hw."),
     params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (checks, and what is missing with its fix)."),
 ) -> None:
-    """Check the Modal setup: token present, app builds, volume reachable. Exit 1 if any fails."""
+    """Check the Modal setup: token, client Python, image lock, the Modal Secrets the profile needs,
+    app builds, volume reachable. Prints the command that fixes each failure; exit 1 if any fails."""
     try:
         checks = check_remote(load_params(params_dir, hw=hw))
     except SzflowError as exc:
         _fail(exc)
-    for name, ok, message in checks:
-        typer.echo(f"[{'ok' if ok else 'FAIL'}] {name}: {message}")
-    failed = [(name, message) for name, ok, message in checks if not ok]
+    if as_json:
+        typer.echo(json.dumps(checks_json(checks), indent=2))
+    else:
+        for check in checks:
+            typer.echo(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.message}")
+            if check.fix:
+                typer.echo(f"       fix: {check.fix}")
+    failed = [check for check in checks if not check.ok]
     if failed:
-        typer.echo(f"error: {failed[0][0]}: {failed[0][1]}", err=True)
+        if not as_json:
+            typer.echo(f"error: {len(failed)} check(s) failed: {', '.join(c.name for c in failed)}", err=True)
         raise typer.Exit(code=1)
 
 

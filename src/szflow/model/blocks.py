@@ -8,7 +8,7 @@ from typing import Literal
 from torch import nn
 
 from szflow.errors import SzflowError
-from szflow.model.mamba_cuda import INSTALL_HINT, build_mamba_ssm_block, mamba_ssm_status
+from szflow.model.mamba_cuda import CUDA_UNAVAILABLE, INSTALL_HINT, build_mamba_ssm_block, mamba_ssm_status
 from szflow.model.mamba_torch import Mamba2Torch, default_headdim
 
 log = logging.getLogger("szflow.model")
@@ -31,7 +31,23 @@ def resolve_mamba_impl(impl: str) -> str:
         raise SzflowError(
             f"mamba_impl: cuda but mamba_ssm is not installed/CUDA unavailable ({reason}): {INSTALL_HINT}"
         )
+    if not usable:
+        _log_fallback_once(reason)
     return "cuda" if usable else "torch"
+
+
+_fallbacks_logged: set[str] = set()
+
+
+def _log_fallback_once(reason: str) -> None:
+    """Say why `auto` runs the torch blocks, once per reason and process (a detector resolves the
+    implementation once per layer): a silent fallback once cost every GPU figure in the docs."""
+    if reason in _fallbacks_logged:
+        return
+    _fallbacks_logged.add(reason)
+    # Without CUDA the fallback is the expected case; with CUDA it means broken kernels.
+    level = logging.INFO if reason == CUDA_UNAVAILABLE else logging.WARNING
+    log.log(level, "mamba_impl: auto -> torch blocks: %s", reason)
 
 
 def make_mamba_block(

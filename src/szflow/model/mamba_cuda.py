@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 INSTALL_HINT = "pip install '.[cuda]' --no-build-isolation (see docs/install_cuda.md)"
+CUDA_UNAVAILABLE = "CUDA unavailable"
 
 
 def mamba_ssm_status() -> tuple[bool, str]:
@@ -17,7 +18,7 @@ def mamba_ssm_status() -> tuple[bool, str]:
     import torch
 
     if not torch.cuda.is_available():
-        return False, "CUDA unavailable"
+        return False, CUDA_UNAVAILABLE
     try:
         # Mamba2's fused training path calls causal_conv1d's kernel; without it the forward fails
         # later, deep inside a step, so check it up front.
@@ -26,7 +27,7 @@ def mamba_ssm_status() -> tuple[bool, str]:
     # Not only ImportError: a wheel built for another torch/CUDA fails at import with OSError or
     # RuntimeError (undefined symbol); either way the kernels are unusable.
     except Exception as exc:  # noqa: BLE001
-        return False, f"mamba_ssm/causal_conv1d not installed or failed to import ({type(exc).__name__}: {exc})"
+        return False, f"mamba_ssm import failed: {type(exc).__name__}: {exc}"
     return True, "ok"
 
 

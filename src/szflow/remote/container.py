@@ -22,9 +22,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from szflow.config import Params
 from szflow.errors import SzflowError
+from szflow.inference import resolve_device, resolve_precision
 from szflow.io_utils import atomic_write_text, jsonable, remove_stale_temporaries
+from szflow.model.blocks import resolve_mamba_impl
 from szflow.remote.ddp import run_distributed
 from szflow.remote.specs import resolve_function
 from szflow.remote.store import JOB_VERSION, blob_path, iter_files, run_dir, sha256_file
@@ -206,8 +210,24 @@ def build_workdir(job: dict, volume_root: Path, workdir: Path) -> None:
         log.info("resuming %s from the volume", rel)
 
 
+def log_runtime(stage: str, params: Params) -> None:
+    """One line per container start: which Mamba blocks and precision this stage runs with."""
+    hw = params.hardware
+    try:
+        device = resolve_device(hw.device)
+        impl = resolve_mamba_impl(hw.mamba_impl)
+        precision = resolve_precision(hw.precision, device)
+    except SzflowError as exc:  # the core function raises the same error with its context
+        log.warning("stage %s: runtime not usable: %s", stage, exc)
+        return
+    name = "cpu" if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+    log.info("stage %s on %s: Mamba-2 blocks %s (hardware.mamba_impl: %s), precision %s "
+             "(hardware.precision: %s)", stage, name, impl, hw.mamba_impl, precision, hw.precision)
+
+
 def _call_core(job: dict, workdir: Path) -> dict:
     params = Params.model_validate({**job["params"], "root": str(workdir)})
+    log_runtime(job["stage"], params)
     if job.get("distributed") and params.hardware.gpus > 1:
         return run_distributed(job["function"], params, workdir, nproc=params.hardware.gpus)
     fn = resolve_function(job["function"])

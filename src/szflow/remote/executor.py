@@ -24,6 +24,7 @@ from szflow.config import Params
 from szflow.errors import SzflowError
 from szflow.remote.credentials import require_modal_token
 from szflow.remote.modal_app import ModalRunner, build_app
+from szflow.remote.plan import require_ready
 from szflow.remote.specs import StageSpec, get_stage
 from szflow.remote.store import (
     JOB_VERSION,
@@ -181,6 +182,8 @@ class ModalExecutor(RemoteExecutor):
         if self.store is None:
             if self._params is None:
                 raise SzflowError("ModalExecutor needs params to build the Modal app")
+            # Client Python, image lock and the profile's Modal Secrets, before any upload.
+            require_ready(self._params)
             remote = build_app(self._params)
             self.store = ModalVolumeStore(remote.volume)
             self.runner = ModalRunner(remote, self.workdir)

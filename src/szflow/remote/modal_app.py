@@ -12,23 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from szflow.config import Params
-from szflow.data.discover import discover_corpus
 from szflow.errors import ConfigError, SzflowError
 from szflow.io_utils import atomic_write_json
 from szflow.remote.container import run_job
-from szflow.remote.credentials import require_modal_token
-from szflow.remote.specs import GPU_STAGES, PREPROCESS_OUTPUT, PREPROCESS_RECORDING_FUNCTION, resolve_function
-from szflow.remote.store import ModalVolumeStore, download_outputs, sha256_file
-from szflow.signal import jobs as recording_jobs
+from szflow.remote.specs import GPU_STAGES
 
 log = logging.getLogger("szflow.remote")
 
@@ -38,36 +31,70 @@ VOLUME_MOUNT = "/vol"
 WORK_ROOT = "/tmp/szflow-work"  # container-local disk: fast, and gone after a preemption (by design)
 WANDB_SECRET = "wandb"
 WANDB_KEYS = ("WANDB_API_KEY",)
-# The TUSZ S3 bucket (only when params.data.root is s3://...): mounted read-only where the
-# original setup had it, so recordings are at /data/edf/{split}/...
-BUCKET_MOUNT = "/data"
-BUCKET_SECRET = "tusz-s3"
-BUCKET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# Keys each Modal Secret must hold, and the command that creates it.
+SECRET_KEYS = {WANDB_SECRET: WANDB_KEYS}
+SECRET_FIX = {
+    WANDB_SECRET: "modal secret create wandb WANDB_API_KEY=<your W&B key>  "
+                  "(or set hardware.wandb_mode: offline or disabled in params/<hw>.yaml)",
+}
 MODAL_MAX_TIMEOUT_S = 24 * 3600
 # Seconds between copies of last.pt to the volume while training (each copy is one commit).
 RESUME_SYNC_S = 60.0
 
-# Image pins. torch 2.6 + CUDA 12.4 is a pair for which mamba-ssm 2.2.4 and causal-conv1d
-# 1.5.0.post8 publish prebuilt wheels; with --no-build-isolation their setup.py finds the wheel
-# matching the installed torch, and compiles with the devel image's nvcc only if none matches.
+# The image: Modal's debian_slim with a fixed Python, and every Python package from one lock file
+# (src/szflow/remote/image-requirements.lock). No CUDA base image: torch's wheels bring the CUDA
+# runtime libraries (cuBLAS, cuDNN, NCCL ...) and the mamba-ssm / causal-conv1d wheels in the lock
+# are prebuilt for that torch, so nothing is compiled with nvcc. Triton (the Mamba-2 SSD kernels)
+# compiles a small launcher with the system C compiler at its first kernel launch: hence gcc.
+IMAGE_PYTHON = "3.11"
+IMAGE_LOCK = Path(__file__).with_name("image-requirements.lock")
 IMAGE_SPEC: dict[str, Any] = {
-    "base": "nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04",
-    # cloudpickle (serialized functions) needs the client's Python minor version in the image.
-    "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-    "torch": "torch==2.6.0",
-    "torch_index": "https://download.pytorch.org/whl/cu124",
-    "build_tools": ["packaging", "ninja", "wheel", "setuptools>=68"],
-    "cuda_kernels": ["causal-conv1d==1.5.0.post8", "mamba-ssm==2.2.4"],
-    "cuda_kernels_pip_options": "--no-build-isolation",
-    # The runtime dependencies of szflow (pyproject), without torch (pinned above) and the
-    # client-only tools (dvc, modal itself is provided by Modal).
-    "runtime": [
-        "numpy>=1.26,<3", "scipy>=1.11", "pandas>=2.1", "pyarrow>=14", "pyedflib>=0.1.38",
-        "pydantic>=2.6", "pyyaml>=6", "typer>=0.12", "tqdm>=4.66", "rich>=13",
-        "matplotlib>=3.8", "dvclive>=3.45", "wandb>=0.17", "timescoring>=0.0.5",
-    ],
+    "base": f"modal debian_slim (Python {IMAGE_PYTHON})",
+    # Functions are registered serialized (cloudpickle): the client must run this same minor.
+    "python": IMAGE_PYTHON,
+    "apt": ["gcc"],
+    "lock": "src/szflow/remote/image-requirements.lock",
     "local_source": "szflow",
 }
+KERNEL_PACKAGES = ("causal-conv1d", "mamba-ssm")
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def read_image_lock(path: Path = IMAGE_LOCK) -> dict[str, str]:
+    """{canonical package name: "==version" or "@ url"} from the lock file (comments ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SzflowError(f"the Modal image lock {path} is missing ({exc}): reinstall szflow") from exc
+    pins: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if " @ " in line:
+            name, url = line.split(" @ ", 1)
+            pins[_canonical(name)] = f"@ {url.strip()}"
+        elif "==" in line:
+            name, version = line.split("==", 1)
+            pins[_canonical(name)] = f"=={version.strip()}"
+        else:
+            raise SzflowError(f"{path}: line {raw!r} is not pinned exactly (name==version or name @ url)")
+    return pins
+
+
+def image_summary() -> dict[str, Any]:
+    """What the plan prints about the image: base, Python, torch and kernel pins."""
+    pins = read_image_lock()
+    return {
+        "base": IMAGE_SPEC["base"], "python": IMAGE_PYTHON, "lock": IMAGE_SPEC["lock"],
+        "torch": f"torch{pins.get('torch', ' (missing)')}",
+        "cuda_kernels": [f"{name} {pins[name].rsplit('/', 1)[-1] if name in pins else '(missing)'}"
+                         for name in KERNEL_PACKAGES],
+        "packages": len(pins),
+    }
 
 
 @dataclass(frozen=True)
@@ -75,13 +102,13 @@ class FunctionSettings:
     """Settings of one Modal function, as plain data (the plan prints them; tests check them)."""
 
     name: str
-    kind: str  # "gpu-stage" | "cpu-map" | "cpu"
+    kind: str  # "gpu-stage" (the only kind: every function runs a GPU stage)
     gpu: str | None
     cpu: float
     memory_mb: int
     timeout_s: int
     retries: int
-    volumes: dict[str, str] = field(default_factory=dict)  # mount point -> volume or bucket
+    volumes: dict[str, str] = field(default_factory=dict)  # mount point -> volume name
     secrets: tuple[str, ...] = ()
 
 
@@ -97,18 +124,6 @@ def stage_cpu(params: Params) -> float:
     return float(max(hardware.cpus, hardware.num_workers * hardware.gpus + 2))
 
 
-def bucket_of(params: Params) -> tuple[str, str] | None:
-    """(bucket, key prefix) when the corpus root is an S3 URL, else None."""
-    root = params.data.root
-    if not root.startswith("s3://"):
-        return None
-    bucket, _, prefix = root[len("s3://"):].partition("/")
-    if not bucket:
-        raise ConfigError(f"params.yaml: key 'data.root': {root!r} has no bucket name")
-    prefix = prefix.strip("/")
-    return bucket, (prefix + "/") if prefix else ""
-
-
 def function_settings(params: Params) -> dict[str, FunctionSettings]:
     """Settings of every function the App defines for these params (no Modal import needed)."""
     hardware = params.hardware
@@ -119,7 +134,8 @@ def function_settings(params: Params) -> dict[str, FunctionSettings]:
             f"params/{params.hw}.yaml: key 'hardware.timeout_s': {hardware.timeout_s} exceeds Modal's "
             f"limit of {MODAL_MAX_TIMEOUT_S} s (a longer training resumes from last.pt on the volume when the stage is run again)"
         )
-    wandb = (WANDB_SECRET,) if hardware.wandb_mode != "disabled" else ()
+    # Only `online` sends anything to W&B: `offline` and `disabled` need no key and no secret.
+    wandb = (WANDB_SECRET,) if hardware.wandb_mode == "online" else ()
     settings = {}
     for spec in GPU_STAGES.values():
         settings[spec.modal_function_name] = FunctionSettings(
@@ -129,18 +145,6 @@ def function_settings(params: Params) -> dict[str, FunctionSettings]:
             retries=hardware.retries, volumes={VOLUME_MOUNT: VOLUME_NAME},
             # Only training logs to W&B; with wandb_mode: disabled no secret is required at all.
             secrets=wandb if spec.name == "train" else (),
-        )
-    bucket = bucket_of(params)
-    if bucket is not None:
-        mounts = {VOLUME_MOUNT: VOLUME_NAME, BUCKET_MOUNT: f"s3://{bucket[0]}/{bucket[1]}"}
-        settings["list_recordings"] = FunctionSettings(
-            name="list_recordings", kind="cpu", gpu=None, cpu=1.0, memory_mb=1024, timeout_s=600,
-            retries=hardware.retries, volumes=mounts, secrets=(BUCKET_SECRET,),
-        )
-        # One recording per input; two cores each so filtering never waits on reading.
-        settings["preprocess_recording"] = FunctionSettings(
-            name="preprocess_recording", kind="cpu-map", gpu=None, cpu=2.0, memory_mb=4096,
-            timeout_s=1800, retries=hardware.retries, volumes=mounts, secrets=(BUCKET_SECRET,),
         )
     return settings
 
@@ -156,51 +160,21 @@ def stage_entry(job: dict) -> dict:
                    sync_interval_s=RESUME_SYNC_S)
 
 
-def list_recordings_entry(item: dict) -> dict:
-    """Preprocessing jobs for every recording in the mounted bucket (listing needs the mount)."""
-    params = Params.model_validate(item["params"])
-    table = discover_corpus(BUCKET_MOUNT, source=params.data.source)
-    # Outputs go to the volume under a prefix keyed by the preprocess params: a re-run with the
-    # same params finds finished recordings there and skips them (process_recording resumes).
-    jobs, failed = recording_jobs.make_jobs(table, Path(VOLUME_MOUNT) / item["out_prefix"], params.preprocess,
-                                  params.section_hash("preprocess"))
-    return {"jobs": jobs, "failed": [result.row() for result in failed]}
-
-
-def preprocess_entry(job: Any) -> dict:
-    """Preprocess one recording (a `RecordingJob`) from the bucket into the volume."""
-    import modal
-
-    result = resolve_function(PREPROCESS_RECORDING_FUNCTION)(job)
-    files = []
-    if result.status == "ok":
-        for path in (job.signal_path, job.meta_path):
-            files.append({"path": f"{PREPROCESS_OUTPUT}/{job.split}/{path.name}",
-                          "volume_path": path.relative_to(VOLUME_MOUNT).as_posix(),
-                          "sha256": sha256_file(path), "size": path.stat().st_size})
-        modal.Volume.from_name(VOLUME_NAME).commit()
-    return {"row": result.row(), "files": files}
-
-
-_ENTRIES = {"gpu-stage": stage_entry, "cpu": list_recordings_entry, "cpu-map": preprocess_entry}
+_ENTRIES = {"gpu-stage": stage_entry}
 
 
 # ----------------------------------------------------------------------------- objects
 def build_image() -> Any:
     import modal
 
-    spec = IMAGE_SPEC
+    read_image_lock()  # a missing or unpinned lock fails here, before anything is sent
     return (
-        modal.Image.from_registry(spec["base"], add_python=spec["python"])
-        .apt_install("git", "build-essential")
-        .pip_install(spec["torch"], index_url=spec["torch_index"])
-        .pip_install(*spec["build_tools"])
-        # One kernel package per layer: causal-conv1d must be importable when mamba-ssm builds.
-        .pip_install(spec["cuda_kernels"][0], extra_options=spec["cuda_kernels_pip_options"])
-        .pip_install(spec["cuda_kernels"][1], extra_options=spec["cuda_kernels_pip_options"])
-        .pip_install(*spec["runtime"])
+        modal.Image.debian_slim(python_version=IMAGE_PYTHON)
+        .apt_install(*IMAGE_SPEC["apt"])
+        # --no-deps: the lock is complete (tests check it), so pip adds nothing unpinned.
+        .pip_install_from_requirements(str(IMAGE_LOCK), extra_options="--no-deps")
         .env({"PYTHONUNBUFFERED": "1", "SZFLOW_REMOTE": "modal"})
-        .add_local_python_source(spec["local_source"])
+        .add_local_python_source(IMAGE_SPEC["local_source"])
     )
 
 
@@ -219,7 +193,6 @@ class RemoteApp:
     image: Any
     volume: Any
     secrets: dict[str, Any]
-    bucket: Any | None
     functions: dict[str, Any]
     settings: dict[str, FunctionSettings]
 
@@ -235,20 +208,11 @@ def build_app(params: Params) -> RemoteApp:
     app = modal.App(APP_NAME)
     image = build_image()
     volume = modal.Volume.from_name(VOLUME_NAME, create_if_missing=True)
-    secrets: dict[str, Any] = {}
-    if params.hardware.wandb_mode != "disabled":
-        secrets[WANDB_SECRET] = modal.Secret.from_name(WANDB_SECRET, required_keys=list(WANDB_KEYS))
-    bucket = None
-    located = bucket_of(params)
-    if located is not None:
-        secrets[BUCKET_SECRET] = modal.Secret.from_name(BUCKET_SECRET, required_keys=list(BUCKET_KEYS))
-        bucket = modal.CloudBucketMount(bucket_name=located[0], key_prefix=located[1] or None,
-                                        secret=secrets[BUCKET_SECRET], read_only=True)
+    needed = sorted({name for setting in settings.values() for name in setting.secrets})
+    secrets = {name: modal.Secret.from_name(name, required_keys=list(SECRET_KEYS[name])) for name in needed}
     functions = {}
     for name, setting in settings.items():
         volumes: dict[str, Any] = {VOLUME_MOUNT: volume}
-        if BUCKET_MOUNT in setting.volumes:
-            volumes[BUCKET_MOUNT] = bucket
         kwargs: dict[str, Any] = {
             "image": image, "cpu": setting.cpu, "memory": setting.memory_mb, "timeout": setting.timeout_s,
             "volumes": volumes, "secrets": [secrets[s] for s in setting.secrets], "name": name,
@@ -260,7 +224,7 @@ def build_app(params: Params) -> RemoteApp:
         if retries is not None:
             kwargs["retries"] = retries
         functions[name] = app.function(**kwargs)(_ENTRIES[setting.kind])
-    return RemoteApp(app=app, image=image, volume=volume, secrets=secrets, bucket=bucket,
+    return RemoteApp(app=app, image=image, volume=volume, secrets=secrets,
                      functions=functions, settings=settings)
 
 
@@ -462,53 +426,9 @@ def _read_record(record: Path) -> dict | None:
     return known if isinstance(known, dict) and known.get("call_id") else None
 
 
-def preprocess_plan_entry(params: Params) -> dict | None:
-    """Where preprocessing would run: fan-out on Modal CPU containers when the corpus is in S3."""
-    located = bucket_of(params)
-    if located is None:
-        return None
-    return {
-        "bucket": f"s3://{located[0]}/{located[1]}",
-        "mount": f"{BUCKET_MOUNT}/edf/{{split}}",
-        "map_function": "preprocess_recording",
-        "core_function": PREPROCESS_RECORDING_FUNCTION,
-        "download": [PREPROCESS_OUTPUT],
-    }
-
-
-def run_preprocess_fanout(params: Params, workdir: str | Path = ".") -> dict:
-    """Preprocess every recording of the S3 corpus on Modal CPU containers (`.map`), then download
-    data/preprocess (signals, metadata, report.csv, manifest.json) into place atomically.
-
-    Same outputs and failure rule as `szflow.stages.preprocess.run`, which runs when the
-    corpus is on local disk."""
+def lookup_secret(name: str) -> None:
+    """Raise modal.exception.NotFoundError unless the Modal Secret `name` exists with its keys.
+    Needs a token and the network (one lookup, no container)."""
     import modal
 
-    require_modal_token()
-    remote = build_app(params)
-    if remote.bucket is None:
-        raise SzflowError(f"data.root {params.data.root!r} is not an s3:// bucket: preprocess runs locally")
-    prefix = f"preprocess/{params.section_hash('preprocess')}"
-    request = {"params": params.model_dump(mode="json"), "out_prefix": prefix}
-    with modal.enable_output(), remote.app.run():
-        listing = remote.functions["list_recordings"].remote(request)
-        results = list(remote.functions["preprocess_recording"].map(listing["jobs"], return_exceptions=True))
-    rows, files = list(listing["failed"]), []
-    for job, result in zip(listing["jobs"], results):
-        if isinstance(result, dict):
-            rows.append(result["row"])
-            files.extend(result["files"])
-        else:  # the container itself died (out of memory, timeout after the retries)
-            rows.append(recording_jobs.failed_result(job, f"container failed: {type(result).__name__}: {result}").row())
-    report = pd.DataFrame(rows, columns=recording_jobs.REPORT_COLUMNS)
-    report = report.sort_values(["split", "recording_id"], kind="stable").reset_index(drop=True)
-    n_ok = int((report["status"] == "ok").sum())
-    extra = recording_jobs.run_summary_files(report, params.preprocess, params.section_hash("preprocess"))
-    result = {"outputs": {PREPROCESS_OUTPUT: files}}
-    download_outputs(ModalVolumeStore(remote.volume), result, [Path(PREPROCESS_OUTPUT)], Path(workdir),
-                     extra={PREPROCESS_OUTPUT: extra})
-    out_dir = Path(workdir) / PREPROCESS_OUTPUT
-    message = recording_jobs.failure_message(report, params.preprocess.max_failed_fraction, out_dir / recording_jobs.REPORT_NAME)
-    if message:
-        raise recording_jobs.TooManyFailuresError(message)
-    return {"recordings": len(report), "preprocessed": n_ok, "failed": len(report) - n_ok}
+    modal.Secret.from_name(name, required_keys=list(SECRET_KEYS[name])).hydrate()

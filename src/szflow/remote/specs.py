@@ -104,13 +104,6 @@ GPU_STAGES: dict[str, StageSpec] = {
     ),
 }
 
-# Scale-out of preprocessing over recordings (CPU containers, Modal `.map`); only used when the
-# corpus lives in a cloud bucket. `process_recording(job: RecordingJob) -> JobResult` never raises
-# for a bad file, so one broken recording cannot fail the map.
-PREPROCESS_RECORDING_FUNCTION = "szflow.signal.jobs:process_recording"
-PREPROCESS_OUTPUT = layout.PREPROCESS_DIR.as_posix()
-
-
 def get_stage(name: str) -> StageSpec:
     spec = GPU_STAGES.get(name)
     if spec is None:
