@@ -16,6 +16,7 @@ from szflow.detect import format_summary as format_detect_summary
 from szflow.errors import SzflowError
 from szflow.model import describe_model
 from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
+from szflow.review import review_edfs, review_split, write_review
 from szflow.scoring import format_score_table, score_folders
 from szflow.synth import generate_corpus
 
@@ -179,6 +180,38 @@ def detect(
         _fail(exc)
     typer.echo(format_detect_summary(summary))
     if summary.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def review(
+    sources: list[Path] = typer.Argument(..., help="EDF files or folders (as given to `szflow detect`), or one pipeline "
+                                                   "predictions folder holding tracks.npz (e.g. predictions/eval)."),
+    out: Path = typer.Option(Path("review.html"), "--out", help="The HTML page to write."),
+    checkpoint: Path = typer.Option(layout.BEST_CHECKPOINT, "--checkpoint", help="Trained detector (best.pt)."),
+    operating_points: Path | None = typer.Option(
+        None, "--operating-points", help="Operating points file (default: operating_points.json beside the checkpoint)."),
+    corpus: Path | None = typer.Option(None, "--corpus", help="For a predictions folder: the corpus holding its EDFs "
+                                                             "(default: params.yaml's data.root)."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: the hardware profile's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per batch (default: the profile's)."),
+) -> None:
+    """Write one self-contained HTML page to review detections: EEG traces, probability, events, keys."""
+    points = operating_points or checkpoint.parent / "operating_points.json"
+    try:
+        params = load_params(params_dir)
+        if len(sources) == 1 and (sources[0] / layout.NETWORK_TRACKS).is_file():
+            inputs = review_split(sources[0], corpus or params_dir / params.data.root, params, checkpoint=checkpoint,
+                                  operating_points=points, tracks_name=layout.NETWORK_TRACKS)
+        else:
+            inputs = review_edfs(sources, params, checkpoint=checkpoint, operating_points=points, device=device,
+                                 batch_size=batch_size, on_failure=lambda message: typer.echo(f"error: {message}", err=True))
+        write_review(out, inputs)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {out} ({len(inputs.recordings)} recording(s), {out.stat().st_size / 1e6:.1f} MB)")
+    if inputs.failures:
         raise typer.Exit(code=1)
 
 

@@ -34,6 +34,8 @@ NETWORK_TRACKS = "tracks.npz"
 BASELINE_TRACKS = "baseline_tracks.npz"
 PLOTS_DIR = Path("plots")
 PLOTS_PNG_DIR = PLOTS_DIR / "png"
+# The review page of the eval split (`szflow review`), beside the PNGs.
+EVAL_REVIEW_PAGE = PLOTS_DIR / "review_eval.html"
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("params")

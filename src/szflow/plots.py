@@ -175,6 +175,12 @@ def _png_training(files: list[Path], path: Path) -> None:
     _save_png(fig, path)
 
 
+def timeline_tracks(tracks: list, count: int) -> list:
+    """The eval recordings drawn as timelines (and first in the review page): recordings with
+    seizures first (the interesting ones), then the rest, in a stable order."""
+    return sorted(tracks, key=lambda t: (not t.reference, t.recording_id))[:count]
+
+
 def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
@@ -182,8 +188,7 @@ def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> lis
     settings = points["detector"]
     key = max(settings, key=float)
     point = settings[key]
-    # Recordings with seizures first (the interesting ones), then the rest, stable order.
-    chosen = sorted(network, key=lambda t: (not t.reference, t.recording_id))[:count]
+    chosen = timeline_tracks(network, count)
     written = []
     for track in chosen:
         times = np.arange(len(track.probabilities)) / track.frame_rate_hz
