@@ -346,6 +346,9 @@ def test_zoom_level_changes_decimation(page) -> None:
     assert near["mode"] == "samples" and near["binSamples"] == 1 and near["rate"] == 256
     assert near["points"] == pytest.approx(10 * 256, abs=2)
     page.page.select_option("#page-length", "120")
+    duration = page.js("szReview.state.rec.meta.duration")
+    assert duration >= 120
+    page.js(f"szReview.setView({duration / 2 - 60}, {duration / 2 + 60})")  # all of the view inside the recording
     far = page.js("szReview.state.decimation")
     assert far["mode"] == "min/max envelope" and far["binSamples"] > 1
     # Two to four points per pixel column, whatever the number of samples in view.
