@@ -37,6 +37,7 @@ from szflow.review.data import (
     read_segment,
     review_recording,
     to_int8,
+    trace_budget_bytes,
     whole_rate,
 )
 from szflow.review.page import DOUBLE_BANANA
@@ -110,7 +111,7 @@ def detect_events(project: Path, key: str) -> dict[str, list[tuple[float, float]
 def test_page_traces_are_the_network_input(project: Path) -> None:
     """Stored at the network's rate (short recordings), as int8 steps of the float16 network input."""
     params = load_params(project)
-    edf = sorted((project / "corpus" / "edf" / "eval").rglob("*.edf"))[0]
+    edf = min((project / "corpus" / "edf" / "eval").rglob("*.edf"))
     track = read_tracks(project / "predictions" / "eval" / "tracks.npz")[0]
     rec = review_recording(edf, track, params, {}, reference=[])
     (segment,) = rec.segments
@@ -146,18 +147,22 @@ def test_long_recordings_keep_full_rate_around_events() -> None:
     assert whole_rate(3600, 256.0) == 128.0  # 1 h: 8.8 MB of int8 traces
     assert whole_rate(24 * 3600, 256.0) == 32.0
     assert whole_rate(600, 256.0) == 256.0
-    spans = detail_spans([(100.2, 130.0), (150.0, 160.0), (5000.0, 5010.0)], duration_s=6000)
+    # What the budgets leave for the page (base64: 4/3): under the targets of 15 and 120 MB.
+    assert trace_budget_bytes(3600) * 4 / 3 < 14.5e6 and trace_budget_bytes(24 * 3600) * 4 / 3 < 114e6
+    spans = detail_spans([(100.2, 130.0), (150.0, 160.0), (5000.0, 5010.0)], duration_s=6000, max_s=1e9)
     assert spans == [(70.0, 190.0), (5000 - DETAIL_PAD_S, 5040.0)]
-    assert detail_spans([(0.0, 10.0)], duration_s=20) == [(0.0, 20.0)]
-    # The cap drops whole stretches (shortest first kept), never cuts one.
-    assert detail_spans([(100, 200), (1000, 1010)], duration_s=5000, max_s=100) == [(970.0, 1040.0)]
+    assert detail_spans([(0.0, 10.0)], duration_s=20, max_s=1e9) == [(0.0, 20.0)]
+    # The cap keeps whole stretches, the shortest first.
+    events = [(100, 200), (1000, 1010), (3000, 3020)]
+    assert detail_spans(events, duration_s=5000, max_s=100) == [(970.0, 1040.0)]
+    assert detail_spans(events, duration_s=5000, max_s=150) == [(970.0, 1040.0), (2970.0, 3050.0)]
 
 
 def test_chunked_reading_equals_one_piece(project: Path) -> None:
     """Reading in pieces (as a chunked 24 h store must be read) gives the samples of one read, at
     the network's rate; at a lower rate the pieces join without seams (one-second settling margins)."""
     params = load_params(project)
-    edf = sorted((project / "corpus" / "edf" / "eval").rglob("*.edf"))[0]
+    edf = min((project / "corpus" / "edf" / "eval").rglob("*.edf"))
     store = prepare_store(edf, params, window_s=params.sampler.window_s)
     n, rate, clip = store.length(0), store.sample_rate_hz, params.preprocess.clip
     whole = read_segment(store, 0, n, rate, rate, clip, piece=n)
@@ -202,7 +207,7 @@ def test_errors_first_order_and_caps() -> None:
 
 
 def test_review_of_a_missing_file_fails_the_file_not_the_page(project: Path, tmp_path: Path) -> None:
-    edf = sorted((project / "corpus" / "edf" / "eval").rglob("*.edf"))[0]
+    edf = min((project / "corpus" / "edf" / "eval").rglob("*.edf"))
     out = tmp_path / "page.html"
     result = runner.invoke(app, ["review", str(edf), str(tmp_path / "nope.edf"), "--out", str(out),
                                  "--params-dir", str(project), "--checkpoint", str(project / "models" / "best.pt")])

@@ -8,10 +8,12 @@ signal each electrode was read from). `szflow.review.page` turns a list of them 
 
 Traces are stored in the page as int8 steps of the normalised signal (the network input is clipped
 to +-`preprocess.clip`, so 127 steps span it; one step is 0.08 of a channel's interquartile range
-at clip 10). A recording is stored whole at the highest rate of `TRACE_RATES_HZ` that fits the
-trace budget (`trace_budget_bytes`), and, when that is below the network's rate, also at the
-network's rate around every reference and predicted event (`DETAIL_PAD_S` on each side), so that
-a 24 h recording stays a usable page while every event is seen at full resolution.
+at clip 10). Each recording has a budget of trace bytes (`trace_budget_bytes`: 10.8 MB for the
+first hour, 3.2 MB per further hour, so that a 1 h page stays under 15 MB and a 24 h page under
+120 MB once base64-encoded). The recording is stored whole at the highest rate of `TRACE_RATES_HZ`
+that fits the budget, and, when that is below the network's rate, what is left of the budget holds
+the network's rate around reference and predicted events (`DETAIL_PAD_S` on each side; the
+shortest stretches first, so that as many events as possible are seen at full resolution).
 """
 
 from __future__ import annotations
@@ -35,15 +37,13 @@ from szflow.signal.resample import resample_block
 # Rates a whole recording may be stored at (Hz), highest first; the network's own rate comes first
 # when it is one of them (256 Hz with the project's params).
 TRACE_RATES_HZ: tuple[float, ...] = (256.0, 128.0, 64.0, 32.0, 16.0)
-# Raw int8 trace bytes per recording: 9 MB for the first hour (1 h at 128 Hz fits: 8.8 MB, 11.7 MB
-# once base64-encoded), then 2.2 MB per further hour (24 h at 32 Hz: 52.5 MB).
-BUDGET_FIRST_HOUR = 9.0e6
-BUDGET_PER_HOUR = 2.2e6
+# Raw int8 trace bytes per recording (base64 makes 4/3 of it): 10.8 MB for the first hour (1 h at
+# 128 Hz is 8.8 MB, leaving 420 s at 256 Hz around events), then 3.2 MB per further hour (24 h: 32 Hz
+# whole, 52.5 MB, and 6600 s at 256 Hz around events).
+BUDGET_FIRST_HOUR = 10.8e6
+BUDGET_PER_HOUR = 3.2e6
 # Full-rate stretches around events: this much signal on each side of an event.
 DETAIL_PAD_S = 30.0
-# At most this much full-rate signal per recording (seconds, summed over stretches): a detector
-# that fires every minute would otherwise store the whole day at full rate.
-DETAIL_MAX_S = 3 * 3600.0
 INT8_STEPS = 127
 
 
@@ -88,10 +88,10 @@ def whole_rate(duration_s: float, network_rate_hz: float, n_channels: int = len(
     return rates[-1]
 
 
-def detail_spans(events: Iterable[tuple[float, float]], duration_s: float, pad_s: float = DETAIL_PAD_S,
-                 max_s: float = DETAIL_MAX_S) -> list[tuple[float, float]]:
-    """Merged [start, stop) stretches (whole seconds) around `events`, within the recording, longest
-    first up to `max_s` in all, returned in time order."""
+def detail_spans(events: Iterable[tuple[float, float]], duration_s: float, max_s: float,
+                 pad_s: float = DETAIL_PAD_S) -> list[tuple[float, float]]:
+    """Merged [start, stop) stretches (whole seconds) around `events`, within the recording, the
+    shortest first up to `max_s` in all (a stretch is kept whole or not at all), in time order."""
     spans: list[list[float]] = []
     for start, stop in sorted(events):
         a = max(0.0, math.floor(start - pad_s))
@@ -101,7 +101,7 @@ def detail_spans(events: Iterable[tuple[float, float]], duration_s: float, pad_s
         elif b > a:
             spans.append([a, b])
     kept, total = [], 0.0
-    for a, b in sorted(spans, key=lambda s: s[0] - s[1]):
+    for a, b in sorted(spans, key=lambda span: (span[1] - span[0], span[0])):
         if total + (b - a) > max_s:
             continue
         kept.append((a, b))
@@ -195,7 +195,8 @@ def review_recording(edf_path: str | Path, track: ProbabilityTrack, params: Para
         segments = [TraceSegment(rate, 0.0, read_segment(store, 0, total, store_rate, rate, clip, piece))]
         if rate < store_rate:
             events = list(reference or []) + predicted_everywhere(track, points)
-            for a, b in detail_spans(events, duration):
+            left = trace_budget_bytes(duration) - len(ELECTRODES) * duration * rate
+            for a, b in detail_spans(events, duration, max_s=left / (len(ELECTRODES) * store_rate)):
                 first, stop = round(a * store_rate), min(total, round(b * store_rate))
                 segments.append(TraceSegment(store_rate, first / store_rate,
                                              read_segment(store, first, stop, store_rate, store_rate, clip, piece)))

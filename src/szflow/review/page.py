@@ -74,7 +74,7 @@ def page_document(inputs: ReviewInputs, title: str) -> tuple[dict, dict[str, str
                              "blob": blob_id})
         recordings.append({
             "id": rec.recording_id, "edf": rec.edf_path, "duration": rec.duration_s,
-            "frameRate": float(rec.track.frame_rate_hz), "frames": int(len(rec.track.probabilities)),
+            "frameRate": float(rec.track.frame_rate_hz), "frames": len(rec.track.probabilities),
             "probs": probs_id, "reference": rec.reference, "channels": rec.channels, "step": rec.step,
             "segments": segments, "montage": rec.montage, "counts": point_counts(rec, inputs.points),
         })

@@ -7,7 +7,9 @@
   const META = JSON.parse(document.getElementById("review-meta").textContent);
   const POINT_KEYS = Object.keys(META.points);
   const PAGE_LENGTHS = [10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600];
-  const GAINS = [1, 2, 3, 5, 8, 12, 20];  // interquartile ranges of signal per channel spacing
+  const COLORS = {reference: "rgba(30, 150, 60, 0.16)", hit: "rgba(40, 110, 220, 0.85)",
+                  falseAlarm: "rgba(220, 50, 40, 0.85)", miss: "rgba(230, 140, 0, 0.9)"};
+  const GAINS = [1, 2, 3, 5, 8, 12, 20, 40];  // interquartile ranges of signal per channel spacing
 
   function blobBytes(id) {
     const text = document.getElementById(id).textContent.trim();
@@ -155,7 +157,7 @@
   }
 
   // ------------------------------------------------------------ state
-  const state = {rec: null, t0: 0, t1: 30, point: META.defaultPoint, montage: "referential", gain: 3,
+  const state = {rec: null, t0: 0, t1: 30, point: META.defaultPoint, montage: "referential", gain: 5,
                  decimation: null, sort: {column: "recording", descending: false}};
   const el = (tag, attrs, ...children) => {
     const node = document.createElement(tag);
@@ -189,6 +191,12 @@
     el("button", {onclick: () => jump("false-alarm")}, "false alarm (f)"),
     el("button", {onclick: () => jump("miss")}, "miss (m)"));
   const status = el("div", {id: "status", class: "status"});
+  const swatch = (color, text, id) => el("span", {class: "key", id}, el("i", {style: "background:" + color}), text);
+  const legend = el("div", {class: "legend"},
+    swatch(COLORS.reference, "reference seizure"), swatch(COLORS.hit, "predicted: hit (OVLP)"),
+    swatch(COLORS.falseAlarm, "predicted: false alarm"), swatch(COLORS.miss, "missed seizure"),
+    swatch("#c0392b", "threshold (dashed)"), swatch("#8e44ad", "hysteresis low (dotted)"),
+    swatch("#1f4e8c", "smoothed probability"));
   const tracesBox = el("div", {id: "traces"}), probBox = el("div", {id: "probability"});
   const listBox = el("div", {id: "recordings"});
   const infoBox = el("div", {id: "info", class: "info"});
@@ -198,7 +206,7 @@
   document.body.append(
     el("header", {}, el("h1", {}, META.title), el("div", {class: "provenance"}, provenanceLine())),
     el("section", {class: "list"}, listBox),
-    el("section", {class: "viewer"}, toolbar, status, tracesBox, probBox, help, infoBox));
+    el("section", {class: "viewer"}, toolbar, status, legend, tracesBox, probBox, help, infoBox));
 
   function provenanceLine() {
     const p = META.provenance;
@@ -294,8 +302,6 @@
 
   // ------------------------------------------------------------ charts
   let traces = null, probability = null;
-  const COLORS = {reference: "rgba(30, 150, 60, 0.16)", hit: "rgba(40, 110, 220, 0.85)",
-                  falseAlarm: "rgba(220, 50, 40, 0.85)", miss: "rgba(230, 140, 0, 0.9)"};
   function drawEvents(u, which) {
     const rec = state.rec, a = analyse(rec, state.point), ctx = u.ctx, {left, top, width, height} = u.bbox;
     ctx.save();
@@ -351,7 +357,7 @@
     probability = new uPlot({
       width, height: 150, legend: {show: false}, cursor: {drag: {x: false, y: false}, points: {show: false}},
       scales: {x: {time: false, auto: false}, y: {auto: false, range: [0, 1.05]}},
-      axes: [xAxis(), {size: 70, label: "p(seizure)", splits: () => [0, 0.25, 0.5, 0.75, 1]}],
+      axes: [xAxis(), {size: 70, splits: () => [0, 0.25, 0.5, 0.75, 1], values: (u, splits) => splits.map((v) => "p " + v)}],
       series: [{}, {label: "probability", stroke: "rgba(90, 120, 160, 0.55)", width: 1, points: {show: false}},
                {label: "smoothed", stroke: "#1f4e8c", width: 1.6, points: {show: false}}],
       hooks: {draw: [(u) => drawEvents(u, "probability")]},

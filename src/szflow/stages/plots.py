@@ -20,7 +20,6 @@ from szflow.review import review_split, write_review
 from szflow.review.sources import errors_first
 from szflow.stages.runner import stage_main
 
-
 # The eval review page holds the timeline recordings and then those with a miss or a false alarm,
 # at most this many recordings and hours of EEG: the whole eval split of TUSZ would be gigabytes.
 REVIEW_MAX_RECORDINGS = 16
