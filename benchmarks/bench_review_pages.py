@@ -120,8 +120,9 @@ def main() -> None:
             loaded = load_page(browser, page)
             target_mb, target_s = TARGETS.get(hours, (None, None))
             result = {"hours": hours, "page_mb": round(size_mb, 1), **loaded,
-                      "segments": [{"rate_hz": s.rate_hz, "start_s": s.start_s, "seconds": s.n_samples / s.rate_hz}
-                                   for s in recording.segments],
+                      "whole_rate_hz": recording.segments[0].rate_hz,
+                      "full_rate_stretches": len(recording.segments) - 1,
+                      "full_rate_s": sum(s.n_samples / s.rate_hz for s in recording.segments[1:]),
                       "inference_s": round(inference_s, 1), "page_build_s": round(build_s, 1),
                       "target_mb": target_mb, "target_load_s": target_s,
                       "within_targets": None if target_mb is None else (size_mb <= target_mb

@@ -80,9 +80,10 @@ def find_event(page, kind: str, points: list[str]) -> bool:
         page.select_option("#point", key)
         for rid in page.evaluate("szReview.meta.recordings.map(r => r.id)"):
             page.click(f'#recording-list tr[data-recording="{rid}"]')
-            events = page.evaluate("szReview.events()")
-            target = next((e for e in events if e["kind"] == kind), None)
-            if target is not None:
+            events = [e for e in page.evaluate("szReview.events()") if e["kind"] == kind]
+            if events:
+                # The longest such event: the clearest picture of it.
+                target = max(events, key=lambda e: e["span"][1] - e["span"][0])
                 centre = (target["span"][0] + target["span"][1]) / 2
                 page.evaluate(f"szReview.setView({centre - 15}, {centre + 15})")
                 return True
@@ -100,6 +101,8 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1150})
         page.goto(page_path.resolve().as_uri())
         page.wait_for_function("window.szReview && window.szReview.ready")
+        # The synthetic seizures are 10-20 times the background's spread: a wider amplitude scale.
+        page.select_option("#gain", "20")
         page.click('#recording-list th[data-column="false_alarms"]')
         page.screenshot(path=str(IMG / "review_list.png"))
         for kind, name, points in (("predicted hit", "review_hit.png", ["10", "5", "2.5", "1"]),

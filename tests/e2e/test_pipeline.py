@@ -36,7 +36,8 @@ def hardware_profile(project: Path, hw: str) -> Iterator[None]:
 def test_repro_leaves_every_output(project: Path):
     for path in ("models/best.pt", "models/last.pt", "models/baseline.json", "models/operating_points.json",
                  "metrics/train.json", "metrics/dev.json", "metrics/eval.json", "data/preprocess/report.csv",
-                 "plots/png/froc.png", "plots/froc_eval_network.csv", "plots/dvc_plots_template.html", "dvc.lock"):
+                 "plots/png/froc.png", "plots/froc_eval_network.csv", "plots/dvc_plots_template.html",
+                 "plots/review_eval.html", "dvc.lock"):
         assert (project / path).exists(), path
     assert list((project / "predictions" / "eval").rglob("*.csv_bi"))
     assert list((project / "predictions" / "eval").rglob("*_events.tsv"))
