@@ -30,6 +30,7 @@ from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
 from szflow.model import Detector, save_checkpoint
 from szflow.postprocess import SETTINGS_KEYS, probs_to_events
+from szflow.review import ReviewInputs, ReviewRecording, TraceSegment, write_review
 from szflow.review.data import (
     DETAIL_PAD_S,
     INT8_STEPS,
@@ -386,3 +387,54 @@ def test_recording_list_sorts(page) -> None:
     page.page.click('#recording-list th[data-column="false_alarms"]')  # descending
     values = [int(t) for t in page.page.locator("#recording-list tbody tr td:nth-child(7)").all_inner_texts()]
     assert values == sorted(values, reverse=True)
+
+
+def test_review_of_a_predictions_folder(project: Path, tmp_path: Path) -> None:
+    """`szflow review predictions/eval`: the eval stage's tracks, EDFs from params' data.root."""
+    out = tmp_path / "split.html"
+    result = runner.invoke(app, ["review", str(project / "predictions" / "eval"), "--out", str(out),
+                                 "--params-dir", str(project), "--checkpoint", str(project / "models" / "best.pt")])
+    assert result.exit_code == 0, result.output
+    meta = page_meta(out)
+    tracks = read_tracks(project / "predictions" / "eval" / "tracks.npz")
+    assert [r["id"] for r in meta["recordings"]] == [t.recording_id for t in tracks]
+    assert all(r["edf"].startswith(str(project / "corpus")) for r in meta["recordings"])
+
+
+def test_full_rate_stretches_are_shown_where_they_cover_the_view(browser, tmp_path: Path) -> None:
+    """A long recording: the whole at 32 Hz, 256 Hz around an event; the page draws the 256 Hz
+    samples inside that stretch and the 32 Hz ones elsewhere (each sample as stored)."""
+    rng = np.random.default_rng(0)
+    duration, frames = 4000.0, 16000
+    probs = np.zeros(frames, np.float32)
+    probs[4 * 2000:4 * 2010] = 0.9
+    track = ProbabilityTrack("long", probs, 4.0, duration, [])
+    low = rng.integers(-60, 60, (len(ELECTRODES), int(duration * 32)), dtype=np.int8)
+    high = rng.integers(-60, 60, (len(ELECTRODES), 256 * 70), dtype=np.int8)
+    point = {"smoothing_s": 0.0, "threshold": 0.5, "hysteresis_low": None, "min_duration_s": 0.0, "merge_gap_s": 0.0}
+    recording = ReviewRecording("long", "long.edf", duration, track, [(1990.0, 2030.0)], list(ELECTRODES), 0.1,
+                                [TraceSegment(32.0, 0.0, low), TraceSegment(256.0, 1970.0, high)],
+                                {"read": [], "reconstructed": [], "missing": [], "other_signals": []})
+    path = write_review(tmp_path / "long.html", ReviewInputs([recording], {"10": point}, {
+        "checkpoint": "x.pt", "step": 1, "epoch": 0, "params_hash": "h", "model_config": {}, "metrics": {},
+        "operating_points": "p.json"}))
+    page = Page(browser, path)
+    try:
+        assert [m for m in page.console if m[0] in ("error", "pageerror", "warning")] == []
+        page.js("szReview.state.gain = 1")
+        page.js("szReview.setView(2000, 2005)")
+        inside = page.js("szReview.state.decimation")
+        assert inside["rate"] == 256 and inside["segmentStart"] == 1970 and inside["mode"] == "samples"
+        rows = np.array(page.js("szReview.traceRows()")["rows"])
+        first = (2000 - 1970) * 256  # the sample at 2000 s; the view starts there
+        np.testing.assert_allclose(rows[0][:100], high[0, first:first + 100] * 0.1, atol=1e-9)
+        page.js("szReview.setView(100, 105)")
+        outside = page.js("szReview.state.decimation")
+        assert outside["rate"] == 32 and outside["segmentStart"] == 0
+        rows = np.array(page.js("szReview.traceRows()")["rows"])
+        np.testing.assert_allclose(rows[1][:10], low[1, 3200:3210] * 0.1 - 1, atol=1e-9)
+        # A view that leaves the stretch falls back to the whole recording's rate.
+        page.js("szReview.setView(2030, 2060)")
+        assert page.js("szReview.state.decimation")["rate"] == 32
+    finally:
+        page.page.close()

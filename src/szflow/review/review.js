@@ -175,14 +175,14 @@
 
   // ------------------------------------------------------------ page skeleton
   const pointSelect = el("select", {id: "point", title: "operating point (false alarms per 24 h on dev)",
-                                    onchange: (e) => setPoint(e.target.value)},
+                                    onchange: (e) => { setPoint(e.target.value); e.target.blur(); }},
     ...POINT_KEYS.map((k) => el("option", {value: k}, k + " FA/24h")));
   const montageButton = el("button", {id: "montage", onclick: () => toggleMontage()}, "bipolar view (b)");
   const pageSelect = el("select", {id: "page-length", title: "seconds per page",
-                                   onchange: (e) => setLength(+e.target.value)},
+                                   onchange: (e) => { setLength(+e.target.value); e.target.blur(); }},
     ...PAGE_LENGTHS.map((s) => el("option", {value: s}, s < 60 ? s + " s" : s < 3600 ? s / 60 + " min" : s / 3600 + " h")));
   const gainSelect = el("select", {id: "gain", title: "amplitude: signal per channel spacing",
-                                   onchange: (e) => { state.gain = +e.target.value; redraw(); }},
+                                   onchange: (e) => { state.gain = +e.target.value; redraw(); e.target.blur(); }},
     ...GAINS.map((g) => el("option", {value: g}, g + " IQR/div")));
   const toolbar = el("div", {class: "toolbar"},
     el("span", {id: "rec-title"}), pointSelect, montageButton, pageSelect, gainSelect,
