@@ -40,19 +40,6 @@ def _noop() -> None:
     pass
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    """Copy within the volume so that a reader (or a preempted writer) never leaves half a file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _copy_to_temp(src: Path, dest: Path) -> Path:
     """Copy `src` to a temporary file beside `dest` on the volume; the caller renames it into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +51,11 @@ def _copy_to_temp(src: Path, dest: Path) -> Path:
         os.unlink(tmp)
         raise
     return Path(tmp)
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    """Copy within the volume so that a reader (or a preempted writer) never leaves half a file."""
+    os.replace(_copy_to_temp(src, dest), dest)
 
 
 Signature = tuple[int, int, int]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from szflow import layout
 from szflow.config import Params
-from szflow.evaluate import split_report, split_tracks, tune, write_predictions, write_tracks
+from szflow.evaluate import split_tracks, tune
 from szflow.io_utils import atomic_write_json
 from szflow.stages.runner import stage_main
+from szflow.stages.split_outputs import write_split_outputs
 
 SPLIT = "dev"
 
@@ -30,13 +31,7 @@ def run(params: Params, workdir: Path = Path(".")) -> dict:
         "tuned_on": SPLIT, "frame_rate_hz": params.model.frame_rate_hz,
         "checkpoint_step": int(checkpoint.step), "detector": points, "baseline": base_points,
     })
-    out_dir = workdir / layout.predictions_dir(SPLIT)
-    write_tracks(out_dir / layout.NETWORK_TRACKS, tracks)
-    write_tracks(out_dir / layout.BASELINE_TRACKS, base_tracks)
-    write_predictions(out_dir, tracks, points)
-    report = split_report(SPLIT, tracks, base_tracks, points, base_points, checkpoint)
-    atomic_write_json(workdir / layout.split_metrics(SPLIT), report)
-    return report
+    return write_split_outputs(workdir, SPLIT, tracks, base_tracks, points, base_points, checkpoint)
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from szflow import layout
 from szflow.config import Params
 from szflow.errors import SzflowError
-from szflow.evaluate import split_report, split_tracks, write_predictions, write_tracks
-from szflow.io_utils import atomic_write_json
+from szflow.evaluate import split_tracks
 from szflow.operating_points import read_operating_points
 from szflow.stages.runner import stage_main
+from szflow.stages.split_outputs import write_split_outputs
 
 SPLIT = "eval"
 
@@ -32,13 +32,8 @@ def run(params: Params, workdir: Path = Path(".")) -> dict:
             f"{layout.OPERATING_POINTS} was tuned for checkpoint step {frozen.get('checkpoint_step')}, "
             f"but {layout.BEST_CHECKPOINT} is step {checkpoint.step}: re-run the dev stage"
         )
-    out_dir = workdir / layout.predictions_dir(SPLIT)
-    write_tracks(out_dir / layout.NETWORK_TRACKS, tracks)
-    write_tracks(out_dir / layout.BASELINE_TRACKS, base_tracks)
-    write_predictions(out_dir, tracks, frozen["detector"])
-    report = split_report(SPLIT, tracks, base_tracks, frozen["detector"], frozen["baseline"], checkpoint)
-    atomic_write_json(workdir / layout.split_metrics(SPLIT), report)
-    return report
+    return write_split_outputs(workdir, SPLIT, tracks, base_tracks, frozen["detector"], frozen["baseline"],
+                               checkpoint)
 
 
 def main() -> None:
