@@ -104,7 +104,7 @@ def _preempt(marker: Path) -> None:
     os._exit(PREEMPTED_EXIT)
 
 
-def _wait_until_on_volume(local: Path, on_volume: Path, timeout_s: float = 60.0) -> None:
+def _wait_until_on_volume(local: Path, on_volume: Path, timeout_s: float = 300.0) -> None:
     """Block until the resume sync has put `local`'s current content at `on_volume`."""
     deadline = time.monotonic() + timeout_s
     digest = sha256_file(local)
