@@ -120,8 +120,9 @@ def arm_preemption(job: dict, volume_root: Path) -> None:
 
     - `after-step:N`: once the checkpoint of step N (and the best.pt of that step's validation) is
       on the volume, the container dies: the retry must resume from it and still finish.
-    - `final-write`: the container dies half-way through writing the final last.pt (a temporary
-      file is left behind, nothing is renamed): the retry resumes from the previous checkpoint.
+    - `final-write`: once the previous checkpoint is on the volume, the container dies half-way
+      through writing the final last.pt (a temporary file is left behind, nothing is renamed): the
+      retry resumes from the previous checkpoint.
     Fired events are remembered as files in SZFLOW_PREEMPT_DIR, so each fires in one attempt only.
     """
     events = [e for e in os.environ.get("SZFLOW_PREEMPT", "").split(",") if e]
@@ -152,6 +153,9 @@ def arm_preemption(job: dict, volume_root: Path) -> None:
 
         def save_checkpoint_or_preempt(path, **kwargs) -> None:
             if Path(path).name == layout.LAST_CHECKPOINT.name and kwargs["step"] == max_steps:
+                # The previous checkpoint reaches the volume first, as it would over a long run, so
+                # the retry resumes from it (without this wait it depends on the sync's timing).
+                _wait_until_on_volume(Path(path), state / layout.LAST_CHECKPOINT)
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(b"half a checkpoint")
                     _preempt(marker)

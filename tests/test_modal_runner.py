@@ -117,9 +117,13 @@ def server(monkeypatch, tmp_path):
     monkeypatch.setattr(modal.runner, "_disconnect", disconnect)
     monkeypatch.setattr(modal_functions._Invocation, "create", staticmethod(create_invocation))
     monkeypatch.setattr(modal_functions._Invocation, "poll_function", poll_function)
+    # A process started in the background (nohup, `cmd &`, some CI runners) inherits SIGINT ignored,
+    # and then Python never turns it into KeyboardInterrupt: give the test the terminal's behaviour.
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     _Client._set_env_client(client)
     yield fake
     _Client._set_env_client(None)
+    signal.signal(signal.SIGINT, previous_sigint)
 
 
 @pytest.fixture
