@@ -76,6 +76,14 @@ def test_check_json_without_token_names_token_and_wandb_secret_with_fixes(tmp_pa
     assert {"client python", "image lock", "app builds"} <= passed
 
 
+def test_check_of_a_local_profile_names_the_modal_profiles(tmp_path):
+    root = _project(tmp_path / "p")
+    result = CliRunner().invoke(cli_app, ["remote", "check", "--hw", "local", "--params-dir", str(root)])
+    assert result.exit_code == 2
+    assert "profile 'local' runs on this machine" in result.stderr
+    assert "szflow remote check --hw a100" in result.stderr
+
+
 def test_check_text_prints_each_fix(tmp_path):
     root = _project(tmp_path / "p")
     result = CliRunner().invoke(cli_app, ["remote", "check", "--hw", "a100", "--params-dir", str(root)])

@@ -13,7 +13,7 @@ from szflow.config import SynthConfig, load_params
 from szflow.data.summary import format_summary, summarise_corpus
 from szflow.detect import format_result, run_detect
 from szflow.detect import format_summary as format_detect_summary
-from szflow.errors import SzflowError
+from szflow.errors import ConfigError, SzflowError
 from szflow.model import describe_model
 from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
 from szflow.review import review_edfs, review_split, write_review
@@ -130,7 +130,15 @@ def remote_check(
     """Check the Modal setup: token, client Python, image lock, the Modal Secrets the profile needs,
     app builds, volume reachable. Prints the command that fixes each failure; exit 1 if any fails."""
     try:
-        checks = check_remote(load_params(params_dir, hw=hw))
+        params = load_params(params_dir, hw=hw)
+        if params.hardware.executor != "modal":
+            modal_profiles = sorted(path.stem for path in (params_dir / "params").glob("*.yaml")
+                                    if load_params(params_dir, hw=path.stem).hardware.executor == "modal")
+            raise ConfigError(
+                f"profile {params.hw!r} runs on this machine (hardware.executor: {params.hardware.executor}); "
+                f"check a Modal profile instead: "
+                + (", ".join(f"szflow remote check --hw {name}" for name in modal_profiles) or "none found"))
+        checks = check_remote(params)
     except SzflowError as exc:
         _fail(exc)
     if as_json:
