@@ -3,6 +3,7 @@ the library: a toy training store made by the real cache builder, a tiny project
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -11,12 +12,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from szflow.cache import build_split
+from szflow.baseline import fit_baseline, save_baseline
+from szflow.cache import SplitStore, build_split
 from szflow.cache.layout import N_CHANNELS
 from szflow.config import load_params
+from szflow.inference import predict_tracks
+from szflow.model import Detector, save_checkpoint
+from szflow.postprocess import smooth_probabilities
 from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
+from szflow.stages.cache import run as run_cache_stage
+from szflow.stages.eval import run as run_eval_stage
+from szflow.stages.preprocess import run as run_preprocess_stage
+from szflow.synth import generate_corpus
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -122,3 +132,65 @@ def write_params() -> Callable[..., None]:
     a synthetic corpus in `root/corpus`, one in-process preprocess worker, a tiny model, and
     `extra` ({section: {key: value}}) applied on top."""
     return write_project_params
+
+
+def _threshold_in_a_gap(values: np.ndarray, quantile: float, gap: float = 1e-4) -> float:
+    """A threshold near `quantile` of `values` at the middle of a gap of at least `gap` between two
+    consecutive values: no frame sits within float32 round-off of it, so the comparison of event
+    files does not hang on the last bit of a probability (see detect.py's docstring)."""
+    ordered = np.unique(values)
+    start = int(quantile * (len(ordered) - 1))
+    for offset in range(len(ordered)):
+        for i in (start + offset, start - offset):
+            if 0 <= i < len(ordered) - 1 and ordered[i + 1] - ordered[i] >= gap:
+                return float((ordered[i] + ordered[i + 1]) / 2)
+    raise AssertionError("no gap in the probabilities")
+
+
+def choose_operating_points(tracks) -> dict:
+    """Thresholds at quantiles of the random model's own (smoothed) probabilities, so every point has events."""
+    points = {}
+    for key, quantile, smoothing, hysteresis, min_dur, gap in (
+            ("10", 0.6, 2.0, None, 0.0, 0.0), ("5", 0.8, 0.0, None, 1.0, 3.0),
+            ("2.5", 0.9, 5.0, 0.5, 0.0, 10.0), ("1", 0.97, 2.0, None, 0.0, 0.0)):
+        smoothed = np.concatenate([smooth_probabilities(t.probabilities, t.frame_rate_hz, smoothing) for t in tracks])
+        threshold = _threshold_in_a_gap(smoothed, quantile)
+        low = _threshold_in_a_gap(smoothed, hysteresis) if hysteresis is not None else None
+        points[key] = {"smoothing_s": smoothing, "threshold": threshold, "hysteresis_low": low,
+                       "min_duration_s": min_dur, "merge_gap_s": gap}
+    return points
+
+
+def build_eval_project(root: Path, synth_overrides: dict, params_hash: str = "") -> dict:
+    """A tiny project in `root` whose eval split went through the real stages: synthetic corpus,
+    preprocess, cache, an untrained detector saved as models/best.pt (step 7), the baseline,
+    operating points chosen on the model's own probabilities, and the eval stage. Returns the points."""
+    root.mkdir(parents=True)
+    write_project_params(root)
+    synth = load_params(root, overrides={f"synth.{key}": value for key, value in synth_overrides.items()}).synth
+    generate_corpus(root / "corpus", synth, progress=False)
+    params = load_params(root)
+    run_preprocess_stage(params, root, progress=False)
+    run_cache_stage(params, root, progress=False)
+    torch.manual_seed(0)
+    model = Detector(params.model, mamba_impl="torch").eval()
+    save_checkpoint(root / "models" / "best.pt", model=model, model_config=params.model, step=7,
+                    params_hash=params_hash)
+    store = SplitStore.open(root / "data" / "cache", "eval")
+    ids = list(store.index["recording_id"])
+    tracks = predict_tracks(model, store, ids, window_s=params.sampler.window_s,
+                            overlap_s=params.sampler.inference_overlap_s, batch_size=4, device="cpu",
+                            frame_rate_hz=params.model.frame_rate_hz, progress=False)
+    save_baseline(root / "models" / "baseline.json", fit_baseline(store, ids, params.model.frame_rate_hz))
+    points = choose_operating_points(tracks)
+    (root / "models" / "operating_points.json").write_text(json.dumps(
+        {"tuned_on": "dev", "frame_rate_hz": params.model.frame_rate_hz, "checkpoint_step": 7,
+         "detector": points, "baseline": points}))
+    run_eval_stage(params, root)
+    return points
+
+
+@pytest.fixture(scope="session")
+def eval_project() -> Callable[..., dict]:
+    """`eval_project(root, synth_overrides, params_hash="")`: see `build_eval_project`."""
+    return build_eval_project

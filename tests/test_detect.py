@@ -17,7 +17,6 @@ import torch
 from typer.testing import CliRunner
 
 from szflow import edf_store
-from szflow.baseline import fit_baseline, save_baseline
 from szflow.cache import SplitStore
 from szflow.cli import app
 from szflow.config import load_params
@@ -29,14 +28,9 @@ from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
 from szflow.model import Detector, save_checkpoint
 from szflow.model.checkpoint import load_detector
-from szflow.postprocess import smooth_probabilities
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import channel_stats, statistics_columns, statistics_sample
 from szflow.signal.streaming import ChunkedSignal, ChunkedSource
-from szflow.stages.cache import run as run_cache_stage
-from szflow.stages.eval import run as run_eval_stage
-from szflow.stages.preprocess import run as run_preprocess_stage
-from szflow.synth import generate_corpus
 from szflow.synth.writer import EdfSignal, write_edf_signals
 
 runner = CliRunner()
@@ -91,60 +85,11 @@ def patch_header(path: Path, signal_index: int, field: str, value: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the tiny project
-def _threshold_in_a_gap(values: np.ndarray, quantile: float, gap: float = 1e-4) -> float:
-    """A threshold near `quantile` of `values` at the middle of a gap of at least `gap` between two
-    consecutive values: no frame sits within float32 round-off of it, so the comparison of event
-    files does not hang on the last bit of a probability (see detect.py's docstring)."""
-    ordered = np.unique(values)
-    start = int(quantile * (len(ordered) - 1))
-    for offset in range(len(ordered)):
-        for i in (start + offset, start - offset):
-            if 0 <= i < len(ordered) - 1 and ordered[i + 1] - ordered[i] >= gap:
-                return float((ordered[i] + ordered[i + 1]) / 2)
-    raise AssertionError("no gap in the probabilities")
-
-
-def choose_operating_points(tracks) -> dict:
-    """Thresholds at quantiles of the random model's own (smoothed) probabilities, so every point has events."""
-    points = {}
-    for key, quantile, smoothing, hysteresis, min_dur, gap in (
-            ("10", 0.6, 2.0, None, 0.0, 0.0), ("5", 0.8, 0.0, None, 1.0, 3.0),
-            ("2.5", 0.9, 5.0, 0.5, 0.0, 10.0), ("1", 0.97, 2.0, None, 0.0, 0.0)):
-        smoothed = np.concatenate([smooth_probabilities(t.probabilities, t.frame_rate_hz, smoothing) for t in tracks])
-        threshold = _threshold_in_a_gap(smoothed, quantile)
-        low = _threshold_in_a_gap(smoothed, hysteresis) if hysteresis is not None else None
-        points[key] = {"smoothing_s": smoothing, "threshold": threshold, "hysteresis_low": low,
-                       "min_duration_s": min_dur, "merge_gap_s": gap}
-    return points
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, write_params) -> Path:
+def project(tmp_path_factory, eval_project) -> Path:
     root = tmp_path_factory.mktemp("detect") / "proj"
-    root.mkdir()
-    write_params(root)
-    synth = load_params(root, overrides={
-        "synth.seed": 5, "synth.patients": {"train": 0, "dev": 0, "eval": 2}, "synth.recordings_per_patient": 2,
-        "synth.min_duration_s": 70, "synth.max_duration_s": 150, "synth.broken_files": 0}).synth
-    generate_corpus(root / "corpus", synth, progress=False)
-    params = load_params(root)
-    run_preprocess_stage(params, root, progress=False)
-    run_cache_stage(params, root, progress=False)
-    torch.manual_seed(0)
-    model = Detector(params.model, mamba_impl="torch").eval()
-    save_checkpoint(root / "models" / "best.pt", model=model, model_config=params.model, step=7)
-
-    store = SplitStore.open(root / "data" / "cache", "eval")
-    ids = list(store.index["recording_id"])
-    tracks = predict_tracks(model, store, ids, window_s=params.sampler.window_s,
-                            overlap_s=params.sampler.inference_overlap_s, batch_size=4, device="cpu",
-                            frame_rate_hz=params.model.frame_rate_hz, progress=False)
-    save_baseline(root / "models" / "baseline.json", fit_baseline(store, ids, params.model.frame_rate_hz))
-    points = choose_operating_points(tracks)
-    (root / "models" / "operating_points.json").write_text(json.dumps(
-        {"tuned_on": "dev", "frame_rate_hz": params.model.frame_rate_hz, "checkpoint_step": 7,
-         "detector": points, "baseline": points}))
-    run_eval_stage(params, root)
+    eval_project(root, {"seed": 5, "patients": {"train": 0, "dev": 0, "eval": 2}, "recordings_per_patient": 2,
+                        "min_duration_s": 70, "max_duration_s": 150, "broken_files": 0})
     return root
 
 

@@ -15,20 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from playwright.sync_api import sync_playwright
-from test_detect import choose_operating_points, eeg_like
+from test_detect import eeg_like
 from typer.testing import CliRunner
 
-from szflow.baseline import fit_baseline, save_baseline
-from szflow.cache import SplitStore
 from szflow.cli import app
 from szflow.config import ELECTRODES, load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.edf_store import prepare_store
 from szflow.evaluate import read_tracks
-from szflow.inference import predict_tracks
-from szflow.model import Detector, save_checkpoint
 from szflow.postprocess import SETTINGS_KEYS, probs_to_events
 from szflow.review import ReviewInputs, ReviewRecording, TraceSegment, write_review
 from szflow.review.data import (
@@ -44,11 +39,7 @@ from szflow.review.data import (
 from szflow.review.page import DOUBLE_BANANA
 from szflow.review.sources import errors_first, frozen_points
 from szflow.scoring import ProbabilityTrack, ovlp_counts
-from szflow.stages.cache import run as run_cache_stage
-from szflow.stages.eval import run as run_eval_stage
 from szflow.stages.plots import write_eval_review
-from szflow.stages.preprocess import run as run_preprocess_stage
-from szflow.synth import generate_corpus
 from szflow.synth.writer import EdfSignal, write_edf_signals
 
 runner = CliRunner()
@@ -59,32 +50,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 # ----------------------------------------------------------------------------- the tiny project
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, write_params) -> Path:
+def project(tmp_path_factory, eval_project) -> Path:
     root = tmp_path_factory.mktemp("review") / "proj"
-    root.mkdir()
-    write_params(root)
-    synth = load_params(root, overrides={
-        "synth.seed": 11, "synth.patients": {"train": 0, "dev": 0, "eval": 2}, "synth.recordings_per_patient": 2,
-        "synth.min_duration_s": 120, "synth.max_duration_s": 240, "synth.broken_files": 0}).synth
-    generate_corpus(root / "corpus", synth, progress=False)
-    params = load_params(root)
-    run_preprocess_stage(params, root, progress=False)
-    run_cache_stage(params, root, progress=False)
-    torch.manual_seed(0)
-    model = Detector(params.model, mamba_impl="torch").eval()
-    save_checkpoint(root / "models" / "best.pt", model=model, model_config=params.model, step=7,
-                    params_hash="feedc0de")
-    store = SplitStore.open(root / "data" / "cache", "eval")
-    tracks = predict_tracks(model, store, list(store.index["recording_id"]), window_s=params.sampler.window_s,
-                            overlap_s=params.sampler.inference_overlap_s, batch_size=4, device="cpu",
-                            frame_rate_hz=params.model.frame_rate_hz, progress=False)
-    save_baseline(root / "models" / "baseline.json", fit_baseline(store, list(store.index["recording_id"]),
-                                                                  params.model.frame_rate_hz))
-    points = choose_operating_points(tracks)
-    (root / "models" / "operating_points.json").write_text(json.dumps(
-        {"tuned_on": "dev", "frame_rate_hz": params.model.frame_rate_hz, "checkpoint_step": 7,
-         "detector": points, "baseline": points}))
-    run_eval_stage(params, root)
+    points = eval_project(root, {"seed": 11, "patients": {"train": 0, "dev": 0, "eval": 2},
+                                 "recordings_per_patient": 2, "min_duration_s": 120, "max_duration_s": 240,
+                                 "broken_files": 0}, params_hash="feedc0de")
     for key in points:
         result = runner.invoke(app, ["detect", str(root / "corpus" / "edf" / "eval"), "--params-dir", str(root),
                                      "--checkpoint", str(root / "models" / "best.pt"), "--operating-point", key,
