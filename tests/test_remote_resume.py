@@ -62,6 +62,16 @@ def _curve_files(root: Path) -> dict[str, str]:
     return {f.relative_to(curves).as_posix(): sha256_file(f) for f in iter_files(curves)}
 
 
+def _arm_preemptions(monkeypatch, tmp_path: Path, *events: str) -> Path:
+    """Preempt the loopback containers at `events` (tests/_remote_fixture.py: arm_preemption), each
+    once; returns the folder where each fired event leaves its marker."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("SZFLOW_PREEMPT", ",".join(events))
+    monkeypatch.setenv("SZFLOW_PREEMPT_DIR", str(markers))
+    return markers
+
+
 def test_preempted_train_finishes_with_the_outputs_of_an_uninterrupted_run(
         tmp_path, monkeypatch, write_toy_store, toy_recordings):
     straight = _train_project(tmp_path / "straight", write_toy_store, toy_recordings)
@@ -71,10 +81,7 @@ def test_preempted_train_finishes_with_the_outputs_of_an_uninterrupted_run(
     assert load_checkpoint(straight / layout.BEST_CHECKPOINT).step == BEST_STEP
 
     preempted = _train_project(tmp_path / "preempted", write_toy_store, toy_recordings)
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    monkeypatch.setenv("SZFLOW_PREEMPT", f"after-step:{BEST_STEP},final-write")
-    monkeypatch.setenv("SZFLOW_PREEMPT_DIR", str(markers))
+    markers = _arm_preemptions(monkeypatch, tmp_path, f"after-step:{BEST_STEP}", "final-write")
     volume = tmp_path / "volume"
     executor, result = _run_train(preempted, volume, retries=2, sync_interval_s=0.05)
 
@@ -104,10 +111,7 @@ def test_resume_without_its_best_checkpoint_starts_afresh_and_finishes(
     """A volume state whose best.pt is gone (deleted by hand, or a sync that never happened) is not
     resumed into a run that could never write best.pt again: the retry starts afresh and finishes."""
     root = _train_project(tmp_path / "p", write_toy_store, toy_recordings)
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    monkeypatch.setenv("SZFLOW_PREEMPT", f"after-step:{BEST_STEP}")
-    monkeypatch.setenv("SZFLOW_PREEMPT_DIR", str(markers))
+    _arm_preemptions(monkeypatch, tmp_path, f"after-step:{BEST_STEP}")
     volume = tmp_path / "volume"
     with pytest.raises(SzflowError, match="failed after 1 attempt"):
         _run_train(root, volume, retries=0, sync_interval_s=0.05)
