@@ -38,7 +38,7 @@ from szflow.errors import ConfigError, InputFileError
 from szflow.inference import predict_tracks, resolve_device
 from szflow.model.checkpoint import load_detector
 from szflow.operating_points import load_operating_point
-from szflow.postprocess import SETTINGS_KEYS, events_to_annotation, probs_to_events
+from szflow.postprocess import events_of_track, events_to_annotation
 from szflow.scoring import ProbabilityTrack
 
 log = logging.getLogger("szflow.detect")
@@ -114,12 +114,6 @@ def predict_file(path: str | Path, model, params: Params, *, settings: Inference
     if not np.isfinite(track.probabilities).all():
         raise InputFileError(path, "the network produced non-finite probabilities for this recording")
     return track
-
-
-def events_of_track(track: ProbabilityTrack, operating_point: dict) -> list[tuple[float, float]]:
-    """Events of a track at an operating point: the call `szflow.evaluate` makes for eval."""
-    return probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
-                           **{key: operating_point[key] for key in SETTINGS_KEYS})
 
 
 def detect_file(path: str | Path, model, params: Params, operating_point: dict, **kwargs) -> list[tuple[float, float]]:

@@ -23,7 +23,7 @@ from szflow.errors import SzflowError
 from szflow.inference import predict_tracks, resolve_device
 from szflow.io_utils import atomic_path
 from szflow.model.checkpoint import load_detector
-from szflow.postprocess import SETTINGS_KEYS, events_to_annotation, probs_to_events
+from szflow.postprocess import SETTINGS_KEYS, events_of_track, events_to_annotation
 from szflow.scoring import ProbabilityTrack, RecordingEvents, auroc, score_corpus, tune_operating_points
 from szflow.scoring.sweep import target_key
 
@@ -54,13 +54,9 @@ def split_tracks(params: Params, cache_dir: Path, split: str, checkpoint_path: P
 
 
 def _events_for(tracks, settings: dict) -> list:
-    kwargs = {key: settings[key] for key in SETTINGS_KEYS}
     return [
-        RecordingEvents(
-            recording_id=track.recording_id, duration_s=track.duration_s, reference=list(track.reference),
-            hypothesis=probs_to_events(track.probabilities, track.frame_rate_hz,
-                                       duration_s=track.duration_s, **kwargs),
-        )
+        RecordingEvents(recording_id=track.recording_id, duration_s=track.duration_s,
+                        reference=list(track.reference), hypothesis=events_of_track(track, settings))
         for track in tracks
     ]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from szflow.io_utils import atomic_path, atomic_write_text
-from szflow.postprocess import probs_to_events
+from szflow.postprocess import events_of_track
 from szflow.scoring import pr_curve, roc_curve, sweep_thresholds
 
 FROC_THRESHOLDS = np.round(np.linspace(0.02, 0.98, 49), 2)
@@ -192,10 +192,7 @@ def _png_timelines(tracks: dict, points: dict, count: int, out_dir: Path) -> lis
     written = []
     for track in chosen:
         times = np.arange(len(track.probabilities)) / track.frame_rate_hz
-        hyp = probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
-                              smoothing_s=point["smoothing_s"], threshold=point["threshold"],
-                              hysteresis_low=point["hysteresis_low"],
-                              min_duration_s=point["min_duration_s"], merge_gap_s=point["merge_gap_s"])
+        hyp = events_of_track(track, point)
         fig, ax = plt.subplots(figsize=(11, 3))
         ax.plot(times, track.probabilities, lw=0.8, color="tab:blue", label="seizure probability")
         ax.axhline(point["threshold"], color="tab:red", ls="--", lw=1, label=f"threshold (op {key} FA/24h)")

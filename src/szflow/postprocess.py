@@ -32,7 +32,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class PostprocessSettings:
-    """The five post-processing settings (same names as `szflow.config.PostprocessConfig`)."""
+    """The five post-processing settings (the names of `SETTINGS_KEYS`)."""
 
     smoothing_s: float = 0.0
     threshold: float = 0.5
@@ -214,6 +214,14 @@ def probs_to_events(
                                     np.array([frame_rate_hz], np.float64), np.array([duration_s], np.float64),
                                     settings.merge_gap_s, settings.min_duration_s)
     return [(float(a), float(b)) for a, b in zip(start, stop)]
+
+
+def events_of_track(track: Any, point: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """Events of one probability track (anything with `probabilities`, `frame_rate_hz` and
+    `duration_s`: a `szflow.scoring.ProbabilityTrack`) at an operating point (a mapping holding
+    `SETTINGS_KEYS`): the call eval, `szflow detect`, the plots and the review page all make."""
+    return probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
+                           **{key: point[key] for key in SETTINGS_KEYS})
 
 
 def events_to_annotation(recording_id: str, events, duration_s: float) -> Annotation:

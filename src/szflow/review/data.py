@@ -29,7 +29,7 @@ from szflow.config import ELECTRODES, Params
 from szflow.data.annotations import read_annotation
 from szflow.data.edf import read_edf_header, select_electrodes
 from szflow.edf_store import prepare_store, recording_id
-from szflow.postprocess import SETTINGS_KEYS, probs_to_events
+from szflow.postprocess import events_of_track
 from szflow.scoring import ProbabilityTrack
 from szflow.scoring.folders import seizure_events
 from szflow.signal.resample import resample_block
@@ -174,8 +174,7 @@ def predicted_everywhere(track: ProbabilityTrack, points: dict[str, dict]) -> li
     """The predicted events of every operating point (where full-rate detail is kept)."""
     events: list[tuple[float, float]] = []
     for point in points.values():
-        events += probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
-                                  **{key: point[key] for key in SETTINGS_KEYS})
+        events += events_of_track(track, point)
     return events
 
 

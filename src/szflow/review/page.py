@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from szflow.io_utils import atomic_write_text
-from szflow.postprocess import SETTINGS_KEYS, probs_to_events
+from szflow.postprocess import events_of_track
 from szflow.review.data import ReviewRecording
 from szflow.review.sources import ReviewInputs
 from szflow.scoring import ovlp_counts
@@ -49,8 +49,7 @@ def point_counts(recording: ReviewRecording, points: dict[str, dict]) -> dict[st
     track = recording.track
     counts = {}
     for key, point in points.items():
-        events = probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
-                                 **{name: point[name] for name in SETTINGS_KEYS})
+        events = events_of_track(track, point)
         entry = {"events": len(events)}
         if recording.reference is not None:
             hits, misses, false_alarms = ovlp_counts(recording.reference, events)

@@ -21,7 +21,7 @@ from szflow.evaluate import read_tracks
 from szflow.model.checkpoint import Checkpoint, load_checkpoint, load_detector
 from szflow.operating_points import check_checkpoint_step, detector_point, read_operating_points
 from szflow.plots import timeline_tracks
-from szflow.postprocess import SETTINGS_KEYS, probs_to_events
+from szflow.postprocess import events_of_track
 from szflow.review.data import ReviewRecording, read_reference, review_recording
 from szflow.scoring import ovlp_counts
 
@@ -123,8 +123,7 @@ def errors_first(count: int, cap: int, max_hours: float) -> Callable[[list, dict
                 continue
             worst = 0
             for point in points.values():
-                events = probs_to_events(track.probabilities, track.frame_rate_hz, duration_s=track.duration_s,
-                                         **{key: point[key] for key in SETTINGS_KEYS})
+                events = events_of_track(track, point)
                 _, misses, false_alarms = ovlp_counts(track.reference, events)
                 worst = max(worst, misses + false_alarms)
             if worst:
