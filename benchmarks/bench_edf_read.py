@@ -25,7 +25,7 @@ import pyedflib
 from common import REPO_ROOT, corpus_edf_files, emit, interleaved_times, print_header, write_hour_edf
 
 from szflow.config import load_params
-from szflow.data.edf import read_edf_header, read_eeg, select_electrodes
+from szflow.data.edf import read_edf_header, read_eeg, resolve_header
 from szflow.synth import generate_corpus
 
 TARGET_VS_PYEDFLIB = 0.9
@@ -40,7 +40,7 @@ def read_ours(path: Path) -> list[np.ndarray]:
 def read_pyedflib(path: Path) -> list[np.ndarray]:
     header = read_edf_header(path)  # the same label selection as ours, so the same channels
     with pyedflib.EdfReader(str(path)) as reader:
-        return [reader.readSignal(i) for i in select_electrodes(header)]
+        return [reader.readSignal(i) for i in list(resolve_header(header).sources)]
 
 
 def read_mne(path: Path) -> list[np.ndarray]:
@@ -48,7 +48,7 @@ def read_mne(path: Path) -> list[np.ndarray]:
     import mne
 
     header = read_edf_header(path)
-    chosen = select_electrodes(header)
+    chosen = list(resolve_header(header).sources)
     labels = [header.labels[i] for i in chosen]
     raw = mne.io.read_raw_edf(path, include=labels, preload=True, verbose="error")
     data = raw.get_data()

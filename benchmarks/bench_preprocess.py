@@ -51,7 +51,7 @@ from scipy.signal import iirnotch
 
 from szflow.config import PreprocessConfig, load_params
 from szflow.data.discover import discover_corpus
-from szflow.data.edf import read_edf_header, read_eeg, select_electrodes
+from szflow.data.edf import read_edf_header, read_eeg, resolve_header
 from szflow.errors import SzflowError
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import normalise
@@ -63,7 +63,7 @@ EDGE_S = 10.0
 
 
 def read_floor(path: Path) -> None:
-    chosen = select_electrodes(read_edf_header(path))
+    chosen = list(resolve_header(read_edf_header(path)).sources)
     with pyedflib.EdfReader(str(path)) as reader:
         for index in chosen:
             reader.readSignal(index)
@@ -78,7 +78,7 @@ def mne_raw(path: Path):
     import mne
 
     header = read_edf_header(path)
-    names = [header.labels[i] for i in select_electrodes(header)]
+    names = [header.labels[i] for i in list(resolve_header(header).sources)]
     raw = mne.io.read_raw_edf(str(path), include=names, preload=True, verbose="error")
     return raw.reorder_channels(names)
 

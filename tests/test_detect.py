@@ -21,7 +21,7 @@ from szflow.cache import SplitStore
 from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
-from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, select_electrodes
+from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, resolve_header
 from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file
 from szflow.edf_store import ValueCheck, prepare_store
 from szflow.evaluate import read_tracks
@@ -210,8 +210,9 @@ def test_chunked_preprocessing_matches_one_piece(tmp_path: Path, rates) -> None:
     cfg = load_params(ROOT).preprocess
     exact = preprocess_recording(read_eeg(edf), cfg).astype(np.float16)
     header = read_edf_header(edf)
-    chosen = select_electrodes(header)
-    signal = ChunkedSignal(edf, header, chosen, cfg, chunk_s=45, margin_s=20)
+    montage = resolve_header(header)
+    chosen = list(montage.sources)
+    signal = ChunkedSignal(edf, header, montage, cfg, chunk_s=45, margin_s=20)
     signal.compute_stats(ValueCheck(header, chosen).update)
     assert signal.n_out == exact.shape[1]
     with open(edf, "rb") as handle:

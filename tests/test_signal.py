@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from szflow.config import load_params
-from szflow.data.edf import EegRecording
+from szflow.data.edf import ELECTRODES, EegRecording
+from szflow.data.electrodes import resolve_montage
 from szflow.errors import ConfigError, InputFileError
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.filters import design_filter, zero_phase_filter
@@ -26,7 +27,8 @@ CFG = load_params(Path(__file__).resolve().parents[1]).preprocess
 def _recording(signals, rates, path="mem.edf") -> EegRecording:
     duration = len(signals[0]) / rates[0]
     return EegRecording(path=path, signals=[np.asarray(s, np.float32) for s in signals],
-                        sample_rates=[float(r) for r in rates], duration_s=duration, labels=[""] * len(signals))
+                        sample_rates=[float(r) for r in rates], duration_s=duration, labels=list(ELECTRODES),
+                        montage=resolve_montage(ELECTRODES))
 
 
 def _sine_block(rate: float, seconds: float, freq: float, amplitude: float, channel: int) -> list[np.ndarray]:

@@ -70,6 +70,8 @@ class PreprocessConfig(_Strict):
     clip: float = Field(gt=0)
     num_workers: int = Field(ge=0)
     max_failed_fraction: float = Field(ge=0, le=1)
+    # Fewest of the 19 electrodes (read or reconstructed, szflow.data.electrodes) a recording needs.
+    min_electrodes: int = Field(ge=1, le=len(ELECTRODES))
 
     @field_validator("bandpass_hz")
     @classmethod

@@ -1,14 +1,18 @@
 """`szflow detect`: seizure events for any EDF, computed exactly as the eval stage computes them.
 
 The path from an EDF to events is the training/eval path, step for step:
-  1. `szflow.edf_store.prepare_store`: the input checks, then `read_eeg` (the 19 electrodes, any
-     montage labels, any rate) and the preprocess stage's chain (`szflow.signal.chain`) with
-     params.yaml's `preprocess` section, quantised to the cache's float16;
+  1. `szflow.edf_store.prepare_stores`: the electrode resolver (`szflow.data.electrodes`: any
+     label convention, referential or bipolar, electrodes missing down to
+     `preprocess.min_electrodes`), the input checks, then per continuous segment (one, but for an
+     EDF+D file) `read_eeg_segments` and the preprocess stage's chain (`szflow.signal.chain`)
+     with params.yaml's `preprocess` section, quantised to the cache's float16;
   2. `szflow.inference.predict_tracks` over that one-recording store, so windows, overlap,
      batching, masking of the padded tail and stitching are the eval stage's own code;
   3. `probs_to_events` with a frozen operating point (`szflow.operating_points`) and
      `events_to_annotation` + `write_csv_bi` / `write_events_tsv`, as eval writes its predictions.
-For a recording of the eval split the network input is the cache's, bit for bit, and the events
+Segments of an EDF+D file are analysed one by one and their events shifted to file time; the
+gaps are reported (the montage sidecar `<stem>.montage.json` and the printed line), and the
+file-time probability track holds 0 in them. For a recording of the eval split the network input is the cache's, bit for bit, and the events
 are eval's (tests/test_detect.py). The probabilities equal eval's bit for bit when the windows are
 batched alike; eval batches windows of several recordings together, and torch's CPU kernels (oneDNN
 convolutions, BLAS matmuls) round differently for different batch sizes, so they can differ by
@@ -23,6 +27,7 @@ and the network's probabilities differ from the one-piece result by ~1e-4 (tests
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +38,9 @@ import numpy as np
 
 from szflow.config import Params, load_params
 from szflow.data.annotations import write_csv_bi, write_events_tsv
-from szflow.edf_store import prepare_store, recording_id
+from szflow.data.electrodes import ElectrodeMontage
+from szflow.edf_store import MIN_DURATION_S, prepare_stores, recording_id
+from szflow.io_utils import atomic_write_json
 from szflow.errors import ConfigError, InputFileError
 from szflow.inference import predict_tracks, resolve_device
 from szflow.model.checkpoint import load_detector
@@ -44,6 +51,8 @@ from szflow.scoring import ProbabilityTrack
 log = logging.getLogger("szflow.detect")
 
 FORMATS = {"csv_bi": ".csv_bi", "tsv": "_events.tsv"}
+# Beside each events file: which electrodes were read, reconstructed or missing, and the gaps.
+MONTAGE_SUFFIX = ".montage.json"
 OPERATING_POINTS_NAME = "operating_points.json"
 
 
@@ -93,32 +102,74 @@ class InferenceSettings:
                    device=resolve_device(device or params.hardware.device), precision=params.hardware.precision)
 
 
-def predict_file(path: str | Path, model, params: Params, *, settings: InferenceSettings | None = None,
-                 progress: bool = False, **store_options) -> ProbabilityTrack:
-    """The per-frame seizure probability track (`ProbabilityTrack`) of one EDF.
+@dataclass
+class FilePrediction:
+    """One EDF's probabilities in file time, with its montage and continuous segments."""
 
-    `store_options` go to `prepare_store` (max_exact_s, chunk_s, margin_s). Raises InputFileError
+    track: ProbabilityTrack  # file time; frames in gaps (and skipped short segments) hold 0
+    montage: ElectrodeMontage
+    segment_tracks: list[tuple[float, ProbabilityTrack]]  # (offset_s in file time, the segment's track)
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    skipped: list[tuple[float, float]] = field(default_factory=list)
+
+    def events(self, operating_point: dict) -> list[tuple[float, float]]:
+        """Events at `operating_point`, each segment post-processed on its own, in file time."""
+        return [(offset + start, offset + stop) for offset, track in self.segment_tracks
+                for start, stop in events_of_track(track, operating_point)]
+
+    def report(self) -> dict:
+        """The montage sidecar: electrodes direct / derived / missing, segments and gaps (s)."""
+        return {**self.montage.report(),
+                "segments": [[offset, offset + track.duration_s] for offset, track in self.segment_tracks],
+                "gaps": [list(gap) for gap in self.gaps], "skipped_segments": [list(s) for s in self.skipped],
+                "duration_s": self.track.duration_s}
+
+
+def predict_segments(path: str | Path, model, params: Params, *, settings: InferenceSettings | None = None,
+                     progress: bool = False, **store_options) -> FilePrediction:
+    """The per-frame seizure probabilities of one EDF, segment by segment (`FilePrediction`).
+
+    `store_options` go to `prepare_stores` (max_exact_s, chunk_s, margin_s). Raises InputFileError
     (an EdfError for a broken file) naming the file for every bad input.
     """
     settings = settings or InferenceSettings.from_params(params)
-    store = prepare_store(path, params, window_s=settings.window_s, progress=progress, **store_options)
-    rid = store.recording_ids[0]
+    prepared = prepare_stores(path, params, window_s=settings.window_s, progress=progress, **store_options)
+    segment_tracks: list[tuple[float, ProbabilityTrack]] = []
     try:
-        (track,) = predict_tracks(
-            model, store, [rid], window_s=settings.window_s, overlap_s=settings.overlap_s,
-            batch_size=settings.batch_size, device=settings.device, precision=settings.precision,
-            frame_rate_hz=settings.frame_rate_hz, progress=progress,
-        )
+        for segment in prepared.segments:
+            rid = segment.store.recording_ids[0]
+            (track,) = predict_tracks(
+                model, segment.store, [rid], window_s=settings.window_s, overlap_s=settings.overlap_s,
+                batch_size=settings.batch_size, device=settings.device, precision=settings.precision,
+                frame_rate_hz=settings.frame_rate_hz, progress=progress,
+            )
+            if not np.isfinite(track.probabilities).all():
+                raise InputFileError(path, "the network produced non-finite probabilities for this recording")
+            segment_tracks.append((segment.offset_s, track))
     finally:
-        store.close()
-    if not np.isfinite(track.probabilities).all():
-        raise InputFileError(path, "the network produced non-finite probabilities for this recording")
-    return track
+        prepared.close()
+    if len(segment_tracks) == 1 and not prepared.gaps and not prepared.skipped:
+        file_track = segment_tracks[0][1]
+    else:
+        rate = settings.frame_rate_hz
+        probabilities = np.zeros(math.ceil(prepared.duration_s * rate - 1e-9), dtype=np.float32)
+        for offset, track in segment_tracks:
+            first = round(offset * rate)
+            part = track.probabilities[: max(0, probabilities.size - first)]
+            probabilities[first:first + part.size] = part
+        file_track = ProbabilityTrack(recording_id(path), probabilities, rate, prepared.duration_s)
+    return FilePrediction(file_track, prepared.montage, segment_tracks, prepared.gaps, prepared.skipped)
+
+
+def predict_file(path: str | Path, model, params: Params, **kwargs) -> ProbabilityTrack:
+    """The per-frame seizure probability track (`ProbabilityTrack`) of one EDF, in file time;
+    keyword arguments as `predict_segments`."""
+    return predict_segments(path, model, params, **kwargs).track
 
 
 def detect_file(path: str | Path, model, params: Params, operating_point: dict, **kwargs) -> list[tuple[float, float]]:
-    """Seizure events (start_s, stop_s) of one EDF; keyword arguments as `predict_file`."""
-    return events_of_track(predict_file(path, model, params, **kwargs), operating_point)
+    """Seizure events (start_s, stop_s) of one EDF in file time; keyword arguments as `predict_segments`."""
+    return predict_segments(path, model, params, **kwargs).events(operating_point)
 
 
 def write_events(path: Path, rid: str, events, duration_s: float, fmt: str) -> None:
@@ -137,6 +188,8 @@ class FileResult:
     n_events: int = 0
     duration_s: float = 0.0
     seconds: float = 0.0
+    montage: str = ""  # one line: electrodes direct / derived / missing, and gaps
+    montage_output: str = ""  # the JSON sidecar
 
     @property
     def message(self) -> str:
@@ -188,15 +241,19 @@ def detect_paths(inputs: Sequence[str | Path], model, params: Params, operating_
             target = out_dir / sub / output_name(rid, fmt)
             if target in written:
                 raise InputFileError(edf, f"its output {target} would overwrite that of {written[target]}")
-            track = predict_file(edf, model, params, settings=settings, progress=progress, **kwargs)
-            events = events_of_track(track, operating_point)
+            prediction = predict_segments(edf, model, params, settings=settings, progress=progress, **kwargs)
+            track = prediction.track
+            events = prediction.events(operating_point)
+            sidecar = target.with_name(rid + MONTAGE_SUFFIX)
             try:
                 write_events(target, rid, events, track.duration_s, fmt)
+                atomic_write_json(sidecar, {"edf": str(edf), **prediction.report()})
             except OSError as exc:
                 raise InputFileError(edf, f"cannot write {target}: {exc.strerror or exc}") from None
             written[target] = str(edf)
             result.status, result.output, result.n_events = "ok", str(target), len(events)
             result.duration_s = float(track.duration_s)
+            result.montage, result.montage_output = montage_line(prediction), str(sidecar)
         except InputFileError as exc:
             result.reason = f"{exc.path}: {exc.reason}"
         except MemoryError:
@@ -240,11 +297,23 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
                         on_result=on_result)
 
 
+def montage_line(prediction: FilePrediction) -> str:
+    """The electrodes of a file (direct / derived / missing) and its gaps, in one line."""
+    line = f"electrodes {prediction.montage.summary_line()}"
+    if prediction.gaps:
+        total = sum(stop - start for start, stop in prediction.gaps)
+        line += (f"; {len(prediction.segment_tracks)} segments, "
+                 f"{len(prediction.gaps)} gap{'s' if len(prediction.gaps) != 1 else ''} ({total:g} s) without data")
+    if prediction.skipped:
+        line += f"; {len(prediction.skipped)} segment(s) under {MIN_DURATION_S:g} s not analysed"
+    return line
+
+
 def format_result(result: FileResult) -> str:
-    """One stdout line per file that worked."""
+    """The stdout line of a file that worked: its events and its montage."""
     hours = result.duration_s / 3600
     return (f"ok: {result.path} -> {result.output} ({result.n_events} event{'s' if result.n_events != 1 else ''}, "
-            f"{hours:.2f} h of EEG in {result.seconds:.1f} s)")
+            f"{hours:.2f} h of EEG in {result.seconds:.1f} s; {result.montage})")
 
 
 def format_summary(summary: DetectSummary) -> str:
@@ -258,6 +327,7 @@ def format_summary(summary: DetectSummary) -> str:
 
 __all__ = [
     "DetectSummary", "FileResult", "InferenceSettings", "detect_file", "detect_paths", "events_of_track", "find_edfs",
-    "format_result", "format_summary", "load_operating_point", "predict_file", "recording_id", "run_detect",
+    "FilePrediction", "format_result", "format_summary", "load_operating_point", "predict_file", "predict_segments",
+    "recording_id", "run_detect",
     "write_events",
 ]

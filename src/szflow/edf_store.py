@@ -1,10 +1,12 @@
 """An EDF file as a one-recording store of network input, checked and preprocessed like the cache.
 
-`prepare_store` refuses inputs detect cannot analyse (gaps, sample rates no EEG system records at,
-too short, NaN/inf or flat), then runs the preprocess stage's own chain (`szflow.signal.chain`)
+`prepare_stores` resolves the electrodes (`szflow.data.electrodes`: read directly, reconstructed
+from bipolar derivations, or missing; fewer than `preprocess.min_electrodes` present is refused),
+splits an EDF+D file into its continuous segments, refuses inputs detect cannot analyse (sample
+rates no EEG system records at, too short, NaN/inf or flat), then runs the preprocess stage's own chain (`szflow.signal.chain`)
 over the whole recording, or, when that would not fit in memory, the same chain chunk by chunk
 (`szflow.signal.streaming`), and quantises to the cache's float16. The result is a
-`szflow.cache.store.RecordingStore`, which `szflow.inference.predict_tracks` reads as it reads a
+`szflow.cache.store.RecordingStore` per segment, which `szflow.inference.predict_tracks` reads as it reads a
 cache split: for a recording of the eval split the network input is the cache's, bit for bit.
 """
 
@@ -12,15 +14,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from szflow.cache.store import ArraySource, RecordingStore
 from szflow.config import Params
-from szflow.data.edf import EdfHeader, read_edf_header, read_eeg, select_electrodes
+from szflow.data.edf import EdfHeader, read_edf_header, read_eeg_segments, read_segments, resolve_header,
+                            segment_id
+from szflow.data.electrodes import ElectrodeMontage
 from szflow.errors import InputFileError
-from szflow.signal.chain import preprocess_recording, quantise
+from szflow.signal.chain import N_CHANNELS, preprocess_recording, quantise
 from szflow.signal.streaming import ChunkedSignal, ChunkedSource
 
 # Recordings up to this long are preprocessed in one piece (identical to the preprocess stage),
@@ -47,11 +52,6 @@ def recording_id(path: str | Path) -> str:
 
 def check_header(header: EdfHeader, chosen: Sequence[int]) -> None:
     """InputFileError for a recording detect cannot analyse, from its header alone."""
-    if header.reserved.upper().startswith("EDF+D"):
-        # Records of a discontinuous EDF+ file are not back to back in time: reading them as one
-        # signal would put events at wrong times and filter across the gaps.
-        raise InputFileError(header.path, "discontinuous EDF+ (EDF+D): recordings with gaps are not supported; "
-                                          "export each continuous segment as its own EDF")
     for index in chosen:
         rate = header.sample_rates[index]
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
@@ -102,43 +102,105 @@ def one_piece_bytes(header: EdfHeader, chosen: Sequence[int], rate: float) -> in
     """
     raw = header.n_records * header.record_samples * 2
     n_in = sum(header.n_records * header.samples_per_record[i] for i in chosen)
-    n_out = len(chosen) * header.duration_s * rate
+    n_out = max(len(chosen), N_CHANNELS) * header.duration_s * rate
     return int(raw + 2 * 4 * n_in + 4 * 4 * n_out)
 
 
-def prepare_store(path: str | Path, params: Params, *, window_s: float, progress: bool = False,
-                  max_exact_s: float = EXACT_MAX_S, chunk_s: float = CHUNK_S,
-                  margin_s: float = MARGIN_S) -> RecordingStore:
-    """A one-recording store holding the EDF's network input: preprocessed and quantised like the cache.
+@dataclass
+class Segment:
+    """One continuous stretch of an EDF and its store; `offset_s` is its start in file time."""
 
-    Recordings longer than `max_exact_s`, or whose one-piece processing would need more than
+    offset_s: float
+    duration_s: float
+    store: RecordingStore
+
+
+@dataclass
+class PreparedFile:
+    """An EDF ready for inference: its montage, its continuous segments and the gaps between them."""
+
+    path: str
+    montage: ElectrodeMontage
+    duration_s: float  # file time: the end of the last data record
+    segments: list[Segment]
+    gaps: list[tuple[float, float]]  # (start_s, stop_s) in file time without data
+    skipped: list[tuple[float, float]]  # segments shorter than MIN_DURATION_S, not analysed
+
+    def close(self) -> None:
+        for segment in self.segments:
+            segment.store.close()
+
+
+def prepare_stores(path: str | Path, params: Params, *, window_s: float, progress: bool = False,
+                   max_exact_s: float = EXACT_MAX_S, chunk_s: float = CHUNK_S,
+                   margin_s: float = MARGIN_S) -> PreparedFile:
+    """Each continuous segment of an EDF (the whole file but for EDF+D) as a one-recording store
+    holding its network input: preprocessed and quantised like the cache.
+
+    Segments longer than `max_exact_s`, or whose one-piece processing would need more than
     EXACT_MAX_BYTES, are processed in chunks of `chunk_s` with `margin_s` of settling on each
-    side. Raises InputFileError (an EdfError for a broken file) naming the file for every bad
-    input. Close the store when done (a chunked one keeps the EDF open).
+    side. Segments of an EDF+D file shorter than MIN_DURATION_S are skipped (listed in
+    `skipped`); a file with none long enough is refused. Raises InputFileError (an EdfError for a
+    broken file) naming the file for every bad input. Close the result when done (a chunked store
+    keeps the EDF open).
     """
     path = Path(path)
     cfg = params.preprocess
     rate = float(cfg.sample_rate_hz)
     header = read_edf_header(path)
-    chosen = select_electrodes(header)
+    montage = resolve_header(header, cfg.min_electrodes)
+    chosen = list(montage.sources)
     check_header(header, chosen)
+    ranges, onsets = read_segments(path, header)
+    record_s = header.record_duration_s
+    spans = [(float(onsets[a]), (b - a) * record_s, (a, b)) for a, b in ranges]
+    end_s = float(onsets[-1] + record_s) if header.n_records else 0.0
+    gaps = [(round(s1 + d1, 6), round(s2, 6)) for (s1, d1, _), (s2, _, _) in zip(spans[:-1], spans[1:], strict=True)]
+    skipped = [(start, start + duration) for start, duration, _ in spans if duration < MIN_DURATION_S]
+    kept = [span for span in spans if span[1] >= MIN_DURATION_S]
+    if not kept:
+        raise InputFileError(path, f"no continuous segment is at least {MIN_DURATION_S:g} s long "
+                                   f"({len(spans)} segments)")
     check = ValueCheck(header, chosen)
     window = round(window_s * rate)
-    too_big = header.duration_s > max_exact_s or one_piece_bytes(header, chosen, rate) > EXACT_MAX_BYTES
-    # A recording shorter than one window is never chunked (it is one padded window anyway).
-    if not (too_big and header.duration_s * rate > window):
+    stem = recording_id(path)
+    segments: list[Segment] = []
+    one_piece = [span for span in kept if not (
+        (span[1] > max_exact_s or one_piece_bytes(header, chosen, rate) * span[1] / max(header.duration_s, 1e-9)
+         > EXACT_MAX_BYTES) and span[1] * rate > window)]
+    if one_piece:
         # A header range that overflows float32 makes inf/NaN samples; they are reported by
         # `check` as one clear error, so numpy's warnings about them would only be noise.
         with np.errstate(over="ignore", invalid="ignore"):
-            recording = read_eeg(path)
-        check.update(recording.signals)
+            recordings = {rec.offset_s: rec for rec in read_eeg_segments(path, min_electrodes=cfg.min_electrodes)}
+        for rec in recordings.values():
+            check.update(rec.signals)
+    try:
+        for start, duration, (first, stop) in kept:
+            rid = stem if len(spans) == 1 else segment_id(stem, start)
+            if any(span[0] == start for span in one_piece):
+                recording = recordings[start]
+                block = preprocess_recording(recording, cfg)
+                signals = quantise(block)
+                del block
+                store = RecordingStore(rid, ArraySource(signals), duration, rate, montage.present)
+            else:
+                signal = ChunkedSignal(path, header, montage, cfg, chunk_s, margin_s, records=(first, stop))
+                signal.compute_stats(check.update, progress)
+                store = RecordingStore(rid, ChunkedSource(signal, window), duration, rate, montage.present)
+            segments.append(Segment(start, duration, store))
         check.finish()
-        block = preprocess_recording(recording, cfg)
-        del recording
-        signals = quantise(block)
-        del block
-        return RecordingStore(recording_id(path), ArraySource(signals), header.duration_s, rate)
-    signal = ChunkedSignal(path, header, chosen, cfg, chunk_s, margin_s)
-    signal.compute_stats(check.update, progress)
-    check.finish()
-    return RecordingStore(recording_id(path), ChunkedSource(signal, window), header.duration_s, rate)
+    except BaseException:
+        for segment in segments:
+            segment.store.close()
+        raise
+    return PreparedFile(str(path), montage, end_s, segments, gaps, skipped)
+
+
+def prepare_store(path: str | Path, params: Params, *, window_s: float, **options) -> RecordingStore:
+    """The one-recording store of a continuous EDF (`prepare_stores`; InputFileError for one with gaps)."""
+    prepared = prepare_stores(path, params, window_s=window_s, **options)
+    if len(prepared.segments) != 1 or prepared.gaps:
+        prepared.close()
+        raise InputFileError(path, f"discontinuous EDF+ file ({len(prepared.segments)} segments): use prepare_stores")
+    return prepared.segments[0].store

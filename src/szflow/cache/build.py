@@ -59,6 +59,10 @@ INDEX_SCHEMA = pa.schema([
     ("seizure_s", pa.float64()),
     ("seizure_intervals", pa.list_(pa.list_(pa.float64()))),
     ("seizure_types", pa.list_(pa.string())),
+    # Electrodes present (read or reconstructed): 19 characters 0/1 in ELECTRODES order.
+    ("present", pa.string()),
+    # Onset in the EDF's time: 0 but for a later segment of an EDF+D file.
+    ("offset_s", pa.float64()),
 ])
 assert INDEX_SCHEMA.names == INDEX_COLUMNS
 
@@ -199,6 +203,8 @@ def build_split(preprocess_dir: str | Path, cache_dir: str | Path, split: str, p
             "seizure_s": [float(sum(b - a for a, b in m["seizure_intervals"])) for m in metas],
             "seizure_intervals": [[[float(a), float(b)] for a, b in m["seizure_intervals"]] for m in metas],
             "seizure_types": [list(m.get("seizure_types", [])) for m in metas],
+            "present": [str(m["present"]) for m in metas],
+            "offset_s": [float(m["offset_s"]) for m in metas],
         }, schema=INDEX_SCHEMA)
         pq.write_table(table, index_tmp)
     bar.close()

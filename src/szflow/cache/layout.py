@@ -5,7 +5,7 @@ from __future__ import annotations
 from szflow.config import ELECTRODES
 
 # Bumped when the files change meaning; a reader refuses a cache of another version.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SIGNALS_NAME = "signals.npy"
 LABELS_NAME = "labels.npy"
 INDEX_NAME = "index.parquet"
@@ -21,5 +21,5 @@ LAYOUT = (f"signals.npy: float16 ({N_CHANNELS}, total_samples) channel-major; "
           "labels.npy: uint8 (total_samples,)")
 INDEX_COLUMNS = [
     "recording_id", "split", "patient", "session", "montage", "offset", "length", "duration_s",
-    "sample_rate_hz", "n_seizures", "seizure_s", "seizure_intervals", "seizure_types",
+    "sample_rate_hz", "n_seizures", "seizure_s", "seizure_intervals", "seizure_types", "present", "offset_s",
 ]

@@ -20,6 +20,7 @@ from szflow.cache.layout import (
     SIGNALS_NAME,
 )
 from szflow.data.edf import ELECTRODES
+from szflow.data.electrodes import parse_presence, presence_string
 from szflow.errors import SzflowError
 
 if N_CHANNELS != len(ELECTRODES):
@@ -140,6 +141,12 @@ class WindowStore(ABC):
         """Seizure intervals of the recording, seconds."""
         value = self.index["seizure_intervals"].iat[self.row_of(row_or_recording_id)]
         return [(float(a), float(b)) for a, b in value]
+
+    def present(self, row_or_recording_id: int | str) -> np.ndarray:
+        """(19,) bool: the recording's electrodes that were read or reconstructed (absent rows are zero)."""
+        if "present" not in self.index:
+            return np.ones(self.n_channels, dtype=bool)
+        return parse_presence(str(self.index["present"].iat[self.row_of(row_or_recording_id)]))
 
     def window(self, row_or_recording_id: int | str, start_sample: int, n_samples: int) -> Window:
         """Samples [start, start + n) of a recording: x (channels, n) float32, y (n,) uint8, valid (n,) bool.
@@ -273,10 +280,14 @@ class RecordingStore(WindowStore):
     on has none). Lives in one process: run inference over it with num_workers=0.
     """
 
-    def __init__(self, recording_id: str, source: SignalSource, duration_s: float, sample_rate_hz: float):
+    def __init__(self, recording_id: str, source: SignalSource, duration_s: float, sample_rate_hz: float,
+                 present: np.ndarray | None = None):
+        """`present`: the electrodes the resolver found (szflow.data.electrodes); None: all 19."""
+        mask = np.ones(source.n_channels, dtype=bool) if present is None else np.asarray(present, dtype=bool)
         index = pd.DataFrame({
             "recording_id": [recording_id], "offset": [0], "length": [int(source.n_samples)],
             "duration_s": [float(duration_s)], "seizure_intervals": [[]], "seizure_types": [[]],
+            "present": [presence_string(mask)],
         })
         super().__init__("detect", sample_rate_hz, index, n_channels=source.n_channels)
         self.source = source

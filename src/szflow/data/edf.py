@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from szflow.config import ELECTRODES
+from szflow.data.electrodes import ALIASES, ElectrodeMontage, electrode_name, resolve_montage
 from szflow.errors import EdfError
-
-# Modified-combinatorial (10-10) names of the same four temporal/parietal sites.
-ALIASES: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
-_ELECTRODE_SET = frozenset(ELECTRODES)
 
 FIXED_HEADER_BYTES = 256
 SIGNAL_HEADER_BYTES = 256
@@ -32,25 +29,6 @@ _SIGNAL_FIELDS: tuple[tuple[str, int], ...] = (
     ("digital_min", 8), ("digital_max", 8), ("prefilter", 80), ("samples_per_record", 8),
     ("reserved", 32),
 )
-
-
-def electrode_name(label: str) -> str | None:
-    """The 10-20 electrode a signal label names, or None for anything else.
-
-    Handles TUSZ labels (`EEG FP1-REF`, `EEG FP1-LE`), plain ones (`Fp1`, `FP1-Avg`) and the
-    10-10 aliases (T7/T8/P7/P8). A bipolar derivation (`FP1-F7`) is not one electrode: None.
-    """
-    text = label.strip().upper()
-    if text.startswith("EEG"):
-        text = text[3:].strip()
-    name, _, reference = text.partition("-")
-    name = ALIASES.get(name.strip(), name.strip())
-    if name not in _ELECTRODE_SET:
-        return None
-    reference = reference.strip()
-    if reference and ALIASES.get(reference, reference) in _ELECTRODE_SET:
-        return None
-    return name
 
 
 @dataclass
@@ -91,10 +69,13 @@ class EdfHeader:
 @dataclass
 class EegRecording:
     path: str
-    signals: list[np.ndarray]  # float32 physical units, one per ELECTRODES entry in that order
+    signals: list[np.ndarray]  # float32 physical units, one per `montage.sources` entry in that order
     sample_rates: list[float]
     duration_s: float
-    labels: list[str]  # the original labels chosen, in ELECTRODES order
+    labels: list[str]  # the labels of the signals read, in `montage.sources` order
+    montage: ElectrodeMontage  # how the signals give the 19 electrodes (szflow.data.electrodes)
+    # Where the signals start in the file's time (s): 0 but for a segment of an EDF+D file after its first.
+    offset_s: float = 0.0
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -233,33 +214,93 @@ def read_edf_header(path: str | Path) -> EdfHeader:
         return _parse_header(path, handle, os.fstat(handle.fileno()).st_size)
 
 
-def select_electrodes(header: EdfHeader) -> list[int]:
-    """Signal index of each of ELECTRODES (the first label naming it); EdfError naming any missing."""
-    found: dict[str, int] = {}
-    for index, label in enumerate(header.labels):
-        name = electrode_name(label)
-        if name is not None and name not in found:
-            found[name] = index
-    missing = [name for name in ELECTRODES if name not in found]
-    if missing:
-        raise EdfError(header.path, f"missing electrode{'s' if len(missing) > 1 else ''} "
-                                    f"{', '.join(missing)} (signals: {', '.join(header.labels)})")
-    return [found[name] for name in ELECTRODES]
+def resolve_header(header: EdfHeader, min_electrodes: int = len(ELECTRODES)) -> ElectrodeMontage:
+    """The montage of an EDF's signals (`szflow.data.electrodes.resolve_montage`); EdfError naming the
+    missing electrodes when fewer than `min_electrodes` of the 19 can be read or reconstructed."""
+    montage = resolve_montage(header.labels)
+    refusal = montage.refusal(min_electrodes)
+    if refusal is not None:
+        raise EdfError(header.path, refusal)
+    return montage
 
 
-def read_eeg(path: str | Path, expected_duration_s: float | None = None) -> EegRecording:
-    """The 19 electrodes of an EDF as float32 physical values, each at its own sample rate.
+ANNOTATION_LABEL = "EDF Annotations"
+# Two data records are back to back when the second starts within this of the first's end (EDF+
+# onsets are written to 100 ns at best; this also absorbs float formatting of the onsets).
+CONTIGUITY_TOLERANCE_S = 1e-4
 
-    `expected_duration_s` (from the recording's annotation) must agree with the EDF within 1 s:
-    labels of a file that disagrees with its annotation cannot be trusted.
+
+def is_discontinuous(header: EdfHeader) -> bool:
+    """EDF+D: data records need not be back to back in time; their onsets are in the annotation signal."""
+    return header.reserved.upper().startswith("EDF+D")
+
+
+def record_onsets(header: EdfHeader, records: np.ndarray) -> np.ndarray:
+    """Onset (s from the file start) of every data record of an EDF+ file, from the time-keeping
+    TAL that opens each record's annotation signal (EDF+ specification, section 2.2.4)."""
+    if ANNOTATION_LABEL not in header.labels:
+        raise EdfError(header.path, f"EDF+D file without an '{ANNOTATION_LABEL}' signal: its records' onsets are unknown")
+    index = header.labels.index(ANNOTATION_LABEL)
+    first = sum(header.samples_per_record[:index])
+    raw = np.ascontiguousarray(records[:, first:first + header.samples_per_record[index]]).astype("<i2", copy=False)
+    onsets = np.empty(records.shape[0])
+    for k in range(records.shape[0]):
+        text = raw[k].tobytes().split(b"\x14", 1)[0].split(b"\x15", 1)[0]
+        try:
+            onsets[k] = float(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise EdfError(header.path, f"EDF+D data record {k} has no readable time-keeping onset "
+                                        f"({text[:20]!r})") from None
+    return onsets
+
+
+def contiguous_segments(header: EdfHeader, onsets: np.ndarray) -> list[tuple[int, int]]:
+    """[first, stop) data-record ranges of the continuous segments of an EDF+D file."""
+    steps = np.diff(onsets) - header.record_duration_s
+    if np.any(steps < -CONTIGUITY_TOLERANCE_S):
+        k = int(np.flatnonzero(steps < -CONTIGUITY_TOLERANCE_S)[0])
+        raise EdfError(header.path, f"EDF+D data record {k + 1} starts at {onsets[k + 1]:g} s, before the end "
+                                    f"of record {k} ({onsets[k] + header.record_duration_s:g} s)")
+    breaks = (np.flatnonzero(steps > CONTIGUITY_TOLERANCE_S) + 1).tolist()
+    bounds = [0, *breaks, len(onsets)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def segment_id(recording_id: str, offset_s: float) -> str:
+    """The recording id of the segment of an EDF+D file that starts `offset_s` into the file."""
+    return f"{recording_id}_at{offset_s:g}s"
+
+
+def read_segments(path: str | Path, header: EdfHeader) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """([first, stop) data-record ranges of the continuous segments, onset of every record in s) of
+    an EDF: one segment for EDF and EDF+C; for EDF+D only the annotation signal is read."""
+    onsets = np.arange(header.n_records) * header.record_duration_s
+    if not is_discontinuous(header) or header.n_records == 0:
+        return [(0, header.n_records)], onsets
+    try:
+        records = np.memmap(path, dtype="<i2", mode="r", offset=header.header_bytes,
+                            shape=(header.n_records, header.record_samples))
+    except (OSError, ValueError) as exc:
+        raise EdfError(path, f"cannot read its data records: {exc}") from None
+    onsets = record_onsets(header, records)
+    del records
+    return contiguous_segments(header, onsets), onsets
+
+
+def read_eeg_segments(path: str | Path, expected_duration_s: float | None = None,
+                      min_electrodes: int = len(ELECTRODES)) -> list[EegRecording]:
+    """The EEG of an EDF as one `EegRecording` per continuous segment (one for EDF and EDF+C).
+
+    Each recording holds the signals `resolve_header` chooses, as float32 physical values at
+    their own rates; an EDF+D file's segments carry their onset in file time (`offset_s`).
+    `expected_duration_s` (from the recording's annotation, in file time) must agree with the
+    end of the last data record within 1 s: labels of a file that disagrees with its annotation
+    cannot be trusted.
     """
     path = Path(path)
     with _open(path) as handle:
         header = _parse_header(path, handle, os.fstat(handle.fileno()).st_size)
-        if expected_duration_s is not None and abs(expected_duration_s - header.duration_s) > DURATION_TOLERANCE_S:
-            raise EdfError(path, f"annotation duration {expected_duration_s:g} s disagrees with the EDF "
-                                 f"duration {header.duration_s:g} s")
-        chosen = select_electrodes(header)
+        montage = resolve_header(header, min_electrodes)
         record_samples = header.record_samples
         # One read of every record: far fewer syscalls than per-signal reads, and the EEG
         # electrodes are most of each record anyway.
@@ -267,13 +308,35 @@ def read_eeg(path: str | Path, expected_duration_s: float | None = None) -> EegR
                             offset=header.header_bytes - handle.tell())
     if block.size != header.n_records * record_samples:
         raise EdfError(path, f"truncated: read {block.size} of {header.n_records * record_samples} samples")
-    return EegRecording(
+    records = block.reshape(header.n_records, record_samples)
+    if is_discontinuous(header) and header.n_records:
+        onsets = record_onsets(header, records)
+        segments = contiguous_segments(header, onsets)
+    else:
+        segments, onsets = [(0, header.n_records)], np.arange(header.n_records) * header.record_duration_s
+    end_s = float(onsets[-1] + header.record_duration_s) if header.n_records else 0.0
+    if expected_duration_s is not None and abs(expected_duration_s - end_s) > DURATION_TOLERANCE_S:
+        raise EdfError(path, f"annotation duration {expected_duration_s:g} s disagrees with the EDF "
+                             f"duration {end_s:g} s")
+    chosen = list(montage.sources)
+    return [EegRecording(
         path=str(path),
-        signals=decode_signals(header, block.reshape(header.n_records, record_samples), chosen),
+        signals=decode_signals(header, records[first:stop], chosen),
         sample_rates=[header.sample_rates[i] for i in chosen],
-        duration_s=header.duration_s,
+        duration_s=(stop - first) * header.record_duration_s,
         labels=[header.labels[i] for i in chosen],
-    )
+        montage=montage,
+        offset_s=float(onsets[first]) if header.n_records else 0.0,
+    ) for first, stop in segments]
+
+
+def read_eeg(path: str | Path, expected_duration_s: float | None = None,
+             min_electrodes: int = len(ELECTRODES)) -> EegRecording:
+    """The EEG of a continuous EDF (`read_eeg_segments`); EdfError for an EDF+D file with gaps."""
+    segments = read_eeg_segments(path, expected_duration_s, min_electrodes)
+    if len(segments) > 1:
+        raise EdfError(path, f"discontinuous EDF+ file with {len(segments)} segments: read it with read_eeg_segments")
+    return segments[0]
 
 
 def decode_signals(header: EdfHeader, records: np.ndarray, chosen: list[int]) -> list[np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from szflow.config import ELECTRODES, Params
 from szflow.data.annotations import read_annotation
-from szflow.data.edf import read_edf_header, select_electrodes
+from szflow.data.edf import read_edf_header, resolve_header
 from szflow.edf_store import prepare_store, recording_id
 from szflow.postprocess import events_of_track
 from szflow.scoring import ProbabilityTrack
@@ -137,20 +137,18 @@ def read_segment(store, first: int, stop: int, store_rate: float, rate: float, c
     return np.concatenate(out, axis=1) if out else np.zeros((len(ELECTRODES), 0), np.int8)
 
 
-def montage_report(edf_path: str | Path) -> dict:
-    """Which EDF signal each electrode was read from, and the EDF's other signals (not used).
-
-    `select_electrodes` refuses a recording with a missing electrode (detect cannot analyse it), so
-    a reviewed recording has all of them; nothing is reconstructed.
-    """
+def montage_report(edf_path: str | Path, min_electrodes: int = len(ELECTRODES)) -> dict:
+    """Which EDF signals the electrodes were read from, which electrodes were reconstructed from
+    derivations or are missing (`szflow.data.electrodes`), and the EDF's other signals (not used)."""
     header = read_edf_header(edf_path)
-    chosen = select_electrodes(header)
-    used = set(chosen)
+    montage = resolve_header(header, min_electrodes)
+    used = set(montage.sources)
+    direct = dict(zip(montage.direct, montage.sources, strict=False))
     return {
         "read": [{"electrode": name, "label": header.labels[i], "rate_hz": header.sample_rates[i]}
-                 for name, i in zip(ELECTRODES, chosen, strict=True)],
-        "reconstructed": [],
-        "missing": [],
+                 for name, i in direct.items()],
+        "reconstructed": list(montage.derived),
+        "missing": list(montage.missing),
         "other_signals": [header.labels[i] for i in range(header.n_signals) if i not in used],
     }
 
@@ -182,7 +180,7 @@ def review_recording(edf_path: str | Path, track: ProbabilityTrack, params: Para
                      reference: Sequence[tuple[float, float]] | None) -> ReviewRecording:
     """Traces, montage report and events of one recording whose probability track is known."""
     edf_path = Path(edf_path)
-    montage = montage_report(edf_path)
+    montage = montage_report(edf_path, params.preprocess.min_electrodes)
     clip = float(params.preprocess.clip)
     store = prepare_store(edf_path, params, window_s=params.sampler.window_s)
     try:

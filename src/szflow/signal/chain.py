@@ -13,9 +13,10 @@ import numpy as np
 
 from szflow.config import PreprocessConfig
 from szflow.data.edf import ELECTRODES, EegRecording
+from szflow.data.electrodes import ElectrodeMontage
 from szflow.errors import InputFileError
 from szflow.signal.filters import design_filter, min_filter_length, zero_phase_filter
-from szflow.signal.montage import common_average_reference
+from szflow.signal.montage import electrode_potentials
 from szflow.signal.normalise import normalise
 from szflow.signal.resample import resample_channels
 
@@ -30,11 +31,10 @@ def chain_filter(cfg: PreprocessConfig) -> np.ndarray:
                          cfg.notch_quality)
 
 
-def reference_and_filter(block: np.ndarray, sos: np.ndarray) -> np.ndarray:
-    """Common average reference (in place on `block`, which the caller owns), then the zero-phase
-    filter; returns the filtered block (a new float32 array)."""
-    common_average_reference(block)
-    return zero_phase_filter(block, sos)
+def reference_and_filter(sources: np.ndarray, montage: ElectrodeMontage, sos: np.ndarray) -> np.ndarray:
+    """The 19 electrodes of the (n_sources, n) resampled signals (`montage`), common average
+    reference over the present ones, then the zero-phase filter; returns a new (19, n) float32 block."""
+    return zero_phase_filter(electrode_potentials(sources, montage), sos)
 
 
 def quantise(block: np.ndarray) -> np.ndarray:
@@ -45,19 +45,20 @@ def quantise(block: np.ndarray) -> np.ndarray:
 def preprocess_recording(recording: EegRecording, cfg: PreprocessConfig) -> np.ndarray:
     """The electrodes of `recording` -> (N_CHANNELS, n) float32 at cfg.sample_rate_hz.
 
-    Steps: resample every electrode from its own rate (polyphase), common average reference,
-    zero-phase band-pass + notch, per-channel robust normalisation clipped to +-cfg.clip.
+    Steps: resample every signal read from its own rate (polyphase), combine them into the 19
+    electrodes (`recording.montage`: read directly or reconstructed from derivations), common
+    average reference over the present electrodes, zero-phase band-pass + notch, per-channel robust
+    normalisation clipped to +-cfg.clip. Rows of missing electrodes are zero.
     Raises `InputFileError` (naming the file) for a recording too short to filter.
     """
     rate = float(cfg.sample_rate_hz)
     block = resample_channels(recording.signals, recording.sample_rates, rate)
-    if block.shape[0] != N_CHANNELS:
-        raise InputFileError(recording.path, f"expected {N_CHANNELS} electrodes, got {block.shape[0]}")
     sos = chain_filter(cfg)
     if block.shape[1] < min_filter_length(sos):
         raise InputFileError(recording.path, f"too short to filter: {block.shape[1]} samples at {rate:g} Hz")
-    # `resample_channels` returns a new array we own, so the reference is subtracted in place.
-    filtered = reference_and_filter(block, sos)
-    del block  # a 1-hour recording is 70 MB per float32 copy: keep at most two alive
+    block = electrode_potentials(block, recording.montage)
+    # A 1-hour recording is 70 MB per float32 copy: keep at most two alive.
+    filtered = zero_phase_filter(block, sos)
+    del block
     normalise(filtered, cfg.normalisation, cfg.clip)
     return filtered

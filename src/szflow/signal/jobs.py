@@ -7,7 +7,15 @@ patient, seizure intervals and types, params hash, input file fingerprints). Cha
 layout of the cache (see `szflow.cache`), so building the cache is a row-by-row copy. The JSON is
 written after the array, both atomically, so a JSON that exists marks a complete recording: a
 restarted run skips it. `<out>/report.csv` lists every recording with status ok/failed and the
-reason. `process_recording` is what a worker process (local or a Modal container) runs.
+reason, and per recording its montage: the electrodes read directly, reconstructed from bipolar
+derivations, and missing (`szflow.data.electrodes`; missing rows are zero, `present` in the JSON
+is the 19-character 0/1 mask the cache index carries). `process_recording` is what a worker
+process (local or a Modal container) runs.
+
+An EDF+D (discontinuous) file becomes one recording per continuous segment, with id
+`<recording_id>_at<onset>s` (`segment_id`), its onset in file time as `offset_s`, and its
+annotation's seizures cut to the segment and shifted to segment time: hours scored never include a
+gap. Such a file is preprocessed again whenever the stage restarts (resume covers continuous files).
 """
 
 from __future__ import annotations
@@ -23,20 +31,21 @@ import pandas as pd
 
 from szflow.config import PreprocessConfig
 from szflow.data.annotations import read_annotation
-from szflow.data.edf import ELECTRODES, read_eeg
+from szflow.data.edf import ELECTRODES, EegRecording, read_eeg_segments, segment_id
 from szflow.errors import InputFileError, SzflowError
 from szflow.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
 from szflow.signal.chain import N_CHANNELS, STORAGE_DTYPE, preprocess_recording, quantise
 from szflow.signal.labels import interval_samples
 
 # Bumped when the files written here change meaning; a restarted run redoes older outputs.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LAYOUT = f"channels x samples ({N_CHANNELS}, n), float16, electrodes in szflow.data.edf.ELECTRODES order"
 REPORT_NAME = "report.csv"
 MANIFEST_NAME = "manifest.json"
 REPORT_COLUMNS = [
     "recording_id", "split", "patient", "session", "montage", "status", "reason", "resumed",
     "duration_s", "n_samples", "n_seizures", "seizure_s", "seconds", "edf_path", "annotation_path",
+    "offset_s", "n_present", "direct", "derived", "missing",
 ]
 # report.csv is part of the DVC output, so it holds only what the inputs determine: how long a
 # recording took and whether this run resumed it differ from run to run (they are in the returned
@@ -95,6 +104,11 @@ class JobResult:
     seconds: float = 0.0
     edf_path: str = ""
     annotation_path: str = ""
+    offset_s: float = 0.0  # onset in the EDF's time (a segment of an EDF+D file after its first)
+    n_present: int = 0
+    direct: str = ""  # electrodes read from their own referential signal, space-separated
+    derived: str = ""  # electrodes reconstructed from bipolar derivations
+    missing: str = ""
 
     def row(self) -> dict:
         return {name: getattr(self, name) for name in REPORT_COLUMNS}
@@ -129,13 +143,23 @@ def _source_fingerprint(job: RecordingJob) -> dict:
 
 def _result_from_meta(job: RecordingJob, meta: dict, resumed: bool, seconds: float) -> JobResult:
     intervals = meta["seizure_intervals"]
+    montage = meta["montage_report"]
     return JobResult(
-        recording_id=job.recording_id, split=job.split, patient=job.patient, session=job.session,
+        recording_id=meta["recording_id"], split=job.split, patient=job.patient, session=job.session,
         montage=job.montage, status="ok", reason="", resumed=resumed,
         duration_s=float(meta["duration_s"]), n_samples=int(meta["n_samples"]),
         n_seizures=len(intervals), seizure_s=float(sum(stop - start for start, stop in intervals)),
         seconds=seconds, edf_path=job.edf_path, annotation_path=job.annotation_path or "",
+        offset_s=float(meta["offset_s"]), n_present=int(montage["n_present"]),
+        direct=" ".join(montage["direct"]), derived=" ".join(montage["derived"]), missing=" ".join(montage["missing"]),
     )
+
+
+def segment_intervals(intervals: list[tuple[float, float]], offset_s: float, duration_s: float
+                      ) -> list[list[float]]:
+    """Seizure intervals (file time) cut to a segment [offset_s, offset_s + duration_s), in segment time."""
+    cut = [[max(0.0, a - offset_s), min(duration_s, b - offset_s)] for a, b in intervals]
+    return [[float(a), float(b)] for a, b in cut if b > a]
 
 
 def completed_meta(job: RecordingJob) -> dict | None:
@@ -199,9 +223,39 @@ def write_run_summary(out_dir: str | Path, report: pd.DataFrame, cfg: Preprocess
     return out_dir / REPORT_NAME
 
 
-def process_recording(job: RecordingJob) -> JobResult:
-    """Preprocess one recording and write its outputs. Never raises for bad input: a failure is a
-    `JobResult` with status 'failed' and the reason, so one broken file cannot stop a batch."""
+def _segment_meta(job: RecordingJob, recording: EegRecording, rid: str, n_samples: int,
+                  intervals: list[list[float]], types: list[str]) -> dict:
+    rate = float(job.cfg.sample_rate_hz)
+    return {
+        "format_version": FORMAT_VERSION,
+        "recording_id": rid,
+        "split": job.split,
+        "patient": job.patient,
+        "session": job.session,
+        "montage": job.montage,
+        "edf_path": job.edf_path,
+        "annotation_path": job.annotation_path,
+        "offset_s": float(recording.offset_s),
+        "duration_s": float(recording.duration_s),
+        "n_samples": n_samples,
+        "sample_rate_hz": rate,
+        "source_sample_rates_hz": sorted({float(r) for r in recording.sample_rates}),
+        "channels": list(ELECTRODES),
+        "present": recording.montage.presence_string(),
+        "montage_report": recording.montage.report(),
+        "layout": LAYOUT,
+        "seizure_intervals": intervals,
+        "seizure_samples": [list(span) for span in interval_samples(intervals, n_samples, rate)],
+        "seizure_types": list(types),
+        "params_hash": job.params_hash,
+        "source": _source_fingerprint(job),
+    }
+
+
+def process_recording(job: RecordingJob) -> list[JobResult]:
+    """Preprocess one EDF and write its outputs: one report row, or one per continuous segment of an
+    EDF+D file. Never raises for bad input: a failure is a `JobResult` with status 'failed' and the
+    reason, so one broken file cannot stop a batch."""
     started = time.perf_counter()
     result = JobResult(recording_id=job.recording_id, split=job.split, patient=job.patient,
                        session=job.session, montage=job.montage, edf_path=job.edf_path,
@@ -209,41 +263,35 @@ def process_recording(job: RecordingJob) -> JobResult:
     try:
         meta = completed_meta(job)
         if meta is not None:
-            return _result_from_meta(job, meta, resumed=True, seconds=time.perf_counter() - started)
+            return [_result_from_meta(job, meta, resumed=True, seconds=time.perf_counter() - started)]
         if not job.annotation_path:
             raise InputFileError(job.edf_path, "no annotation file (.csv_bi / _events.tsv) beside the EDF")
         annotation = read_annotation(job.annotation_path)
         # TUSZ: the per-channel .csv names the seizure types; the .csv_bi only says 'seiz'.
         types = read_annotation(job.types_path).seizure_types() if job.types_path else annotation.seizure_types()
-        recording = read_eeg(job.edf_path, expected_duration_s=annotation.duration_s)
-        block = preprocess_recording(recording, job.cfg)
-        n_samples = int(block.shape[1])
-        rate = float(job.cfg.sample_rate_hz)
-        intervals = [[float(start), float(stop)] for start, stop in annotation.seizure_intervals()]
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "recording_id": job.recording_id,
-            "split": job.split,
-            "patient": job.patient,
-            "session": job.session,
-            "montage": job.montage,
-            "edf_path": job.edf_path,
-            "annotation_path": job.annotation_path,
-            "duration_s": float(recording.duration_s),
-            "n_samples": n_samples,
-            "sample_rate_hz": rate,
-            "source_sample_rates_hz": sorted({float(r) for r in recording.sample_rates}),
-            "channels": list(ELECTRODES),
-            "layout": LAYOUT,
-            "seizure_intervals": intervals,
-            "seizure_samples": [list(span) for span in interval_samples(intervals, n_samples, rate)],
-            "seizure_types": list(types),
-            "params_hash": job.params_hash,
-            "source": _source_fingerprint(job),
-        }
-        write_recording(job.out_dir, meta, block)
-        del block
-        return _result_from_meta(job, meta, resumed=False, seconds=time.perf_counter() - started)
+        segments = read_eeg_segments(job.edf_path, expected_duration_s=annotation.duration_s,
+                                     min_electrodes=job.cfg.min_electrodes)
+        intervals = [(float(start), float(stop)) for start, stop in annotation.seizure_intervals()]
+        results = []
+        for recording in segments:
+            one = len(segments) == 1
+            rid = job.recording_id if one else segment_id(job.recording_id, recording.offset_s)
+            try:
+                block = preprocess_recording(recording, job.cfg)
+            except InputFileError as exc:
+                if one:
+                    raise
+                results.append(JobResult(recording_id=rid, split=job.split, patient=job.patient,
+                                         session=job.session, montage=job.montage, edf_path=job.edf_path,
+                                         annotation_path=job.annotation_path or "", offset_s=recording.offset_s,
+                                         reason=f"{exc.path}: segment at {recording.offset_s:g} s: {exc.reason}"))
+                continue
+            meta = _segment_meta(job, recording, rid, int(block.shape[1]),
+                                 segment_intervals(intervals, recording.offset_s, recording.duration_s), types)
+            write_recording(job.out_dir, meta, block)
+            del block
+            results.append(_result_from_meta(job, meta, resumed=False, seconds=time.perf_counter() - started))
+        return results
     except InputFileError as exc:
         result.reason = f"{exc.path}: {exc.reason}"
     except MemoryError:
@@ -251,7 +299,7 @@ def process_recording(job: RecordingJob) -> JobResult:
     except Exception as exc:  # noqa: BLE001 - a batch job reports every other failure and goes on
         result.reason = f"unexpected {type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - started
-    return result
+    return [result]
 
 
 # ----------------------------------------------------------------------------- corpus

@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 
 from szflow.config import PreprocessConfig
 from szflow.data.edf import EdfHeader, read_records
+from szflow.data.electrodes import ElectrodeMontage
 from szflow.errors import InputFileError
-from szflow.signal.chain import chain_filter, quantise, reference_and_filter
+from szflow.signal.chain import N_CHANNELS, chain_filter, quantise, reference_and_filter
 from szflow.signal.normalise import NormalisationStats, apply_stats, channel_stats, statistics_columns
 from szflow.signal.resample import rational_ratio, resample_channels, resampled_length
 
@@ -38,17 +39,24 @@ RawCheck = Callable[[Sequence[np.ndarray]], None]
 
 
 class ChunkedSignal:
-    """The preprocessed (channels, n) signal of the EDF signals `chosen`, computed chunk by chunk."""
+    """The preprocessed (19, n) signal of an EDF's `montage`, computed chunk by chunk.
 
-    def __init__(self, path: Path, header: EdfHeader, chosen: list[int], cfg: PreprocessConfig,
-                 chunk_s: float, margin_s: float):
-        self.path, self.header, self.chosen, self.cfg = Path(path), header, chosen, cfg
+    `records` ([first, stop) data records; default all) limits it to one continuous segment of an
+    EDF+D file.
+    """
+
+    def __init__(self, path: Path, header: EdfHeader, montage: ElectrodeMontage, cfg: PreprocessConfig,
+                 chunk_s: float, margin_s: float, records: tuple[int, int] | None = None):
+        self.path, self.header, self.montage, self.cfg = Path(path), header, montage, cfg
+        self.chosen = list(montage.sources)
+        self.first_record, stop_record = records if records is not None else (0, header.n_records)
+        n_records = stop_record - self.first_record
         self.rate = float(cfg.sample_rate_hz)
         self.sos = chain_filter(cfg)
-        self.spr = [header.samples_per_record[i] for i in chosen]
-        self.rates = [header.sample_rates[i] for i in chosen]
+        self.spr = [header.samples_per_record[i] for i in self.chosen]
+        self.rates = [header.sample_rates[i] for i in self.chosen]
         self.ratios = [rational_ratio(float(r), self.rate) for r in self.rates]
-        self.n_in = [header.n_records * s for s in self.spr]
+        self.n_in = [n_records * s for s in self.spr]
         # resample_channels cuts channels of different rates to the shortest: so does this.
         self.n_out = min(resampled_length(n, up, down) for n, (up, down) in zip(self.n_in, self.ratios, strict=True))
         # A segment must start where every channel's input sample lands exactly on an output sample.
@@ -80,7 +88,8 @@ class ChunkedSignal:
         record_stop = max(-(-t // s) for t, s in zip(stops, self.spr, strict=True))
         # Values that overflow float32 are the caller's check to report (`raw_check`), not numpy's.
         with np.errstate(over="ignore", invalid="ignore"):
-            signals = read_records(handle, self.header, self.chosen, record_first, record_stop - record_first)
+            signals = read_records(handle, self.header, self.chosen, self.first_record + record_first,
+                                   record_stop - record_first)
         return [sig[f - record_first * s: t - record_first * s]
                 for sig, f, t, s in zip(signals, firsts, stops, self.spr, strict=True)], out_stop - out_first
 
@@ -94,14 +103,14 @@ class ChunkedSignal:
         block = resample_channels(raw, self.rates, self.rate)
         del raw
         block = np.ascontiguousarray(block[:, :n_keep])
-        filtered = reference_and_filter(block, self.sos)
+        filtered = reference_and_filter(block, self.montage, self.sos)
         return filtered[:, first - seg_first: stop - seg_first]
 
     def compute_stats(self, raw_check: RawCheck | None = None, progress: bool = False) -> NormalisationStats:
         """Pass 1: whole-recording normalisation statistics, from the very samples `channel_stats`
         would use. `raw_check` sees every raw segment read (to refuse bad values early)."""
         columns = statistics_columns(self.n_out)
-        sample = np.empty((len(self.chosen), columns.size), np.float32)
+        sample = np.empty((N_CHANNELS, columns.size), np.float32)
         hours = self.n_out / self.rate / 3600
         with open(self.path, "rb") as handle, tqdm(total=hours, desc="preprocess", unit="h", leave=False,
                                                   disable=not progress,
@@ -137,7 +146,7 @@ class ChunkedSource:
         self.signal = signal
         self.max_span = int(max_span)
         self.n_samples = signal.n_out
-        self.n_channels = len(signal.chosen)
+        self.n_channels = N_CHANNELS
         self._chunk_index = -1
         self._chunk: np.ndarray | None = None
         self._handle = open(signal.path, "rb")  # noqa: SIM115 - closed by close()

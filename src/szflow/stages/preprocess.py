@@ -53,10 +53,12 @@ def preprocess_corpus(params: Params, out_dir: Path, progress: bool = True,
     bar = tqdm(total=len(jobs) + len(results), desc="preprocess", unit="rec", disable=not progress)
     bar.update(len(results))
 
-    def on_result(result: JobResult) -> None:
-        results.append(result)
-        if result.status != "ok":
-            log.warning("skipped %s (%s): %s", result.recording_id, result.split, result.reason)
+    def on_result(job_results: list[JobResult]) -> None:
+        # One row per recording, or per continuous segment of an EDF+D file.
+        for result in job_results:
+            results.append(result)
+            if result.status != "ok":
+                log.warning("skipped %s (%s): %s", result.recording_id, result.split, result.reason)
         bar.update(1)
 
     try:
@@ -65,7 +67,7 @@ def preprocess_corpus(params: Params, out_dir: Path, progress: bool = True,
                 on_result(process_recording(job))
         else:
             run_in_processes(process_recording, jobs, cfg.num_workers, on_result,
-                             lambda job, reason: on_result(failed_result(job, reason)),
+                             lambda job, reason: on_result([failed_result(job, reason)]),
                              what="preprocess (preprocess.num_workers > 0)", died=WORKER_DIED)
     finally:
         bar.close()
