@@ -140,7 +140,8 @@ def write_noise_preprocess(out: Path, hours: float, cfg: PreprocessConfig, seed:
         seizures = [[600.0, 700.0]] if i % 2 == 0 else []
         meta = {"recording_id": rid, "split": "train", "patient": f"p{i // 2}", "session": "s001",
                 "montage": "01_tcp_ar", "duration_s": n / cfg.sample_rate_hz, "n_samples": n, "seizure_intervals": seizures,
-                "seizure_types": ["fnsz"] if seizures else [], "params_hash": "bench"}
+                "seizure_types": ["fnsz"] if seizures else [], "params_hash": "bench",
+                "present": "1" * 19, "offset_s": 0.0}
         write_recording(out, meta, block)
         rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": rid, "split": "train", "status": "ok",
                      "resumed": False, "n_samples": n})

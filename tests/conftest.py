@@ -84,7 +84,7 @@ def build_toy_store(preprocess_dir: Path, cache_dir: str | Path, split: str, rec
         meta = {"recording_id": rec["recording_id"], "split": split, "patient": rec["patient"], "session": "s001",
                 "montage": "01_tcp_ar", "duration_s": n_samples / rate, "n_samples": n_samples,
                 "sample_rate_hz": rate, "seizure_intervals": intervals, "seizure_types": ["fnsz"] * len(intervals),
-                "params_hash": TOY_PARAMS_HASH}
+                "params_hash": TOY_PARAMS_HASH, "present": "1" * 19, "offset_s": 0.0}
         write_recording(preprocess_dir, meta, toy_signal(n_samples, intervals, rate, rng, seizure_amplitude))
         rows.append({**meta, "status": "ok", "reason": "", "n_seizures": len(intervals),
                      "seizure_s": float(sum(b - a for a, b in intervals))})

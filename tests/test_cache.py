@@ -38,6 +38,9 @@ RECORDINGS = {
     "rec_e": (131.3, [(10.0, 12.0), (70.0, 80.0), (81.0, 125.0)]),
 }
 
+# Recordings with electrodes missing (the rest have all 19): PZ absent from rec_c.
+PRESENT = {"rec_c": "1" * 18 + "0"}
+
 
 def write_preprocess(out, recordings=RECORDINGS, split="train", params_hash=PARAMS_HASH, seed=0):
     """Preprocess-stage outputs without EDFs: random signals, given seizure intervals."""
@@ -49,7 +52,7 @@ def write_preprocess(out, recordings=RECORDINGS, split="train", params_hash=PARA
         meta = {"recording_id": rid, "split": split, "patient": f"p_{rid}", "session": "s001",
                 "montage": "01_tcp_ar", "duration_s": seconds, "n_samples": n,
                 "seizure_intervals": [list(i) for i in intervals], "seizure_types": ["fnsz"] if intervals else [],
-                "params_hash": params_hash}
+                "params_hash": params_hash, "present": PRESENT.get(rid, "1" * 19), "offset_s": 0.0}
         write_recording(out, meta, block)
         arrays[rid] = block
         rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": rid, "split": split,
@@ -81,6 +84,9 @@ def test_store_layout_and_index(built, tmp_path):
     assert list(index["offset"]) == list(np.concatenate(([0], np.cumsum(index["length"])[:-1])))
     assert store.seizure_intervals("rec_e") == [(10.0, 12.0), (70.0, 80.0), (81.0, 125.0)]
     assert index.set_index("recording_id").loc["rec_a", "seizure_types"] == ["fnsz"]
+    # The presence mask of each recording travels from the preprocess metadata to the index.
+    np.testing.assert_array_equal(store.present("rec_c"), [True] * 18 + [False])
+    assert store.present("rec_a").all() and store.present(0).dtype == bool
     signals = np.load(tmp_path / "cache" / "train" / "signals.npy", mmap_mode="r")
     assert signals.dtype == np.float16 and signals.shape == (19, store.total_samples)
     # Under 40 MB per hour of EEG: 19 float16 + 1 uint8 per sample, 35.9 MB/h.

@@ -113,7 +113,7 @@ def test_broken_file_is_reported_and_the_rest_processed(tmp_path, corpus):
 
 
 def test_bad_inputs_each_get_a_reason(tmp_path, corpus):
-    add_recording(corpus, "train", "aaaaaaaf", 0, electrodes=ELECTRODES[:-1])  # no PZ
+    add_recording(corpus, "train", "aaaaaaaf", 0, electrodes=ELECTRODES[:11])  # 11 < preprocess.min_electrodes
     add_recording(corpus, "train", "aaaaaaag", 0)
     csv_bi = next(corpus.rglob("aaaaaaag_s001_t000.csv_bi"))
     csv_bi.write_text(csv_bi.read_text().replace("duration = 30.00 secs", "duration = 90.00 secs")
@@ -122,7 +122,8 @@ def test_bad_inputs_each_get_a_reason(tmp_path, corpus):
     with pytest.raises(TooManyFailuresError):
         preprocess_corpus(make_params(tmp_path, corpus, max_failed_fraction=0.2), out, progress=False)
     reasons = pd.read_csv(out / "report.csv").set_index("recording_id")["reason"]
-    assert "missing electrode PZ" in reasons["aaaaaaaf_s001_t000"]
+    assert ("missing electrodes F8, T3, T4, T5, T6, FZ, CZ, PZ: 11 of 19 present, fewer than "
+            "preprocess.min_electrodes 12") in reasons["aaaaaaaf_s001_t000"]
     assert "disagrees" in reasons["aaaaaaag_s001_t000"] or "duration" in reasons["aaaaaaag_s001_t000"]
 
 

@@ -187,7 +187,8 @@ def write_recording(out_dir: str | Path, meta: dict, block: np.ndarray) -> None:
     """Write one recording's (19, n) signal as float16, then its metadata (both atomic).
 
     `meta` needs at least recording_id, split, patient, duration_s, n_samples, seizure_intervals,
-    seizure_types and params_hash (see `process_recording` for the full set).
+    seizure_types, params_hash, present (19 characters 0/1) and offset_s (see `_segment_meta` for
+    the full set).
     """
     signal_path, meta_path = recording_paths(out_dir, meta["split"], meta["recording_id"])
     with atomic_path(signal_path) as tmp, open(tmp, "wb") as handle:
