@@ -18,7 +18,8 @@ import yaml
 from szflow.baseline import fit_baseline, save_baseline
 from szflow.cache import SplitStore, build_split
 from szflow.cache.layout import N_CHANNELS
-from szflow.config import load_params
+from szflow.config import ELECTRODES, load_params
+from szflow.data.edf import read_edf_header
 from szflow.inference import predict_tracks
 from szflow.model import Detector, save_checkpoint
 from szflow.postprocess import smooth_probabilities
@@ -27,6 +28,7 @@ from szflow.stages.cache import run as run_cache_stage
 from szflow.stages.eval import run as run_eval_stage
 from szflow.stages.preprocess import run as run_preprocess_stage
 from szflow.synth import generate_corpus
+from szflow.synth.writer import EdfSignal, write_edf_signals
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -194,3 +196,33 @@ def build_eval_project(root: Path, synth_overrides: dict, params_hash: str = "")
 def eval_project() -> Callable[..., dict]:
     """`eval_project(root, synth_overrides, params_hash="")`: see `build_eval_project`."""
     return build_eval_project
+
+
+def _write_edf_plus_d(path: Path, onsets: Sequence[float], rate: int = 64, seed: int = 3,
+                      rows: Sequence[np.ndarray] | None = None) -> Path:
+    """A small EDF+D file: 19 referential electrodes (`rows`, one per electrode, or white noise) in
+    1 s data records whose onsets (s from the file start) are `onsets`, written to the EDF+ annotation
+    signal's time-keeping TALs."""
+    n = len(onsets) * rate
+    if rows is None:
+        rng = np.random.default_rng(seed)
+        rows = [rng.normal(0, 50, n) for _ in ELECTRODES]
+    labels = [f"EEG {name}-REF" for name in ELECTRODES] + ["EDF Annotations"]
+    signals = [EdfSignal(label, rate, -1000.0, 1000.0) for label in labels]
+    write_edf_signals(path, signals, [*rows, np.zeros(n)])
+    header = read_edf_header(path)
+    annotation_offset = 2 * sum(header.samples_per_record[:-1])
+    with open(path, "r+b") as handle:
+        handle.seek(192)
+        handle.write(b"EDF+D".ljust(44))
+        for k, onset in enumerate(onsets):
+            tal = f"+{onset:g}\x14\x14\x00".encode().ljust(2 * rate, b"\x00")
+            handle.seek(header.header_bytes + k * 2 * header.record_samples + annotation_offset)
+            handle.write(tal)
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_edf_plus_d() -> Callable[..., Path]:
+    """`write(path, onsets, rate=64, seed=3, rows=None)`: a tiny EDF+D file (see `_write_edf_plus_d`)."""
+    return _write_edf_plus_d

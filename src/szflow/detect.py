@@ -40,9 +40,9 @@ from szflow.config import Params, load_params
 from szflow.data.annotations import write_csv_bi, write_events_tsv
 from szflow.data.electrodes import ElectrodeMontage
 from szflow.edf_store import MIN_DURATION_S, prepare_stores, recording_id
-from szflow.io_utils import atomic_write_json
 from szflow.errors import ConfigError, InputFileError
 from szflow.inference import predict_tracks, resolve_device
+from szflow.io_utils import atomic_write_json
 from szflow.model.checkpoint import load_detector
 from szflow.operating_points import load_operating_point
 from szflow.postprocess import events_of_track, events_to_annotation
@@ -326,8 +326,20 @@ def format_summary(summary: DetectSummary) -> str:
 
 
 __all__ = [
-    "DetectSummary", "FileResult", "InferenceSettings", "detect_file", "detect_paths", "events_of_track", "find_edfs",
-    "FilePrediction", "format_result", "format_summary", "load_operating_point", "predict_file", "predict_segments",
-    "recording_id", "run_detect",
+    "DetectSummary",
+    "FilePrediction",
+    "FileResult",
+    "InferenceSettings",
+    "detect_file",
+    "detect_paths",
+    "events_of_track",
+    "find_edfs",
+    "format_result",
+    "format_summary",
+    "load_operating_point",
+    "predict_file",
+    "predict_segments",
+    "recording_id",
+    "run_detect",
     "write_events",
 ]

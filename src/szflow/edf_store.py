@@ -12,6 +12,7 @@ cache split: for a recording of the eval split the network input is the cache's,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +22,14 @@ import numpy as np
 
 from szflow.cache.store import ArraySource, RecordingStore
 from szflow.config import Params
-from szflow.data.edf import EdfHeader, read_edf_header, read_eeg_segments, read_segments, resolve_header,
-                            segment_id
+from szflow.data.edf import (
+    EdfHeader,
+    read_edf_header,
+    read_eeg_segments,
+    read_segments,
+    resolve_header,
+    segment_id,
+)
 from szflow.data.electrodes import ElectrodeMontage
 from szflow.errors import InputFileError
 from szflow.signal.chain import N_CHANNELS, preprocess_recording, quantise
@@ -155,7 +162,7 @@ def prepare_stores(path: str | Path, params: Params, *, window_s: float, progres
     record_s = header.record_duration_s
     spans = [(float(onsets[a]), (b - a) * record_s, (a, b)) for a, b in ranges]
     end_s = float(onsets[-1] + record_s) if header.n_records else 0.0
-    gaps = [(round(s1 + d1, 6), round(s2, 6)) for (s1, d1, _), (s2, _, _) in zip(spans[:-1], spans[1:], strict=True)]
+    gaps = [(round(s1 + d1, 6), round(s2, 6)) for (s1, d1, _), (s2, _, _) in itertools.pairwise(spans)]
     skipped = [(start, start + duration) for start, duration, _ in spans if duration < MIN_DURATION_S]
     kept = [span for span in spans if span[1] >= MIN_DURATION_S]
     if not kept:

@@ -8,6 +8,7 @@ this reader several times faster than pyedflib's `readSignal` (DESIGN.md §4).
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from szflow.config import ELECTRODES
-from szflow.data.electrodes import ALIASES, ElectrodeMontage, electrode_name, resolve_montage
+
+# electrode_name is re-exported: readers of labels (the synthetic corpus, tests) know it from here.
+from szflow.data.electrodes import ElectrodeMontage, electrode_name, resolve_montage  # noqa: F401
 from szflow.errors import EdfError
 
 FIXED_HEADER_BYTES = 256
@@ -263,7 +266,7 @@ def contiguous_segments(header: EdfHeader, onsets: np.ndarray) -> list[tuple[int
                                     f"of record {k} ({onsets[k] + header.record_duration_s:g} s)")
     breaks = (np.flatnonzero(steps > CONTIGUITY_TOLERANCE_S) + 1).tolist()
     bounds = [0, *breaks, len(onsets)]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def segment_id(recording_id: str, offset_s: float) -> str:

@@ -1,4 +1,6 @@
-"""Per-split corpus summary: patients, recordings, hours, seizures, montages, sample rates, failures.
+"""Per-split corpus summary: patients, recordings, hours, seizures, montages, sample rates, failures,
+and the electrodes of every recording (`szflow.data.electrodes`): read directly, reconstructed from
+bipolar derivations, missing.
 
 Counts come from the annotations; EDF files are checked from their headers and file sizes only,
 so summarising the full TUSZ takes seconds and works on trees whose EDF files are absent.
@@ -15,7 +17,14 @@ from pathlib import Path
 from szflow.config import SPLITS
 from szflow.data.annotations import Annotation, read_annotation
 from szflow.data.discover import discover_corpus
-from szflow.data.edf import DURATION_TOLERANCE_S, FIXED_HEADER_BYTES, SIGNAL_HEADER_BYTES
+from szflow.data.edf import (
+    DURATION_TOLERANCE_S,
+    FIXED_HEADER_BYTES,
+    SIGNAL_HEADER_BYTES,
+    read_edf_header,
+    read_segments,
+)
+from szflow.data.electrodes import resolve_montage
 from szflow.errors import AnnotationError, EdfError
 
 
@@ -28,6 +37,11 @@ class EdfHeaderScan:
     header_bytes: int
     bytes_per_record: int
     file_bytes: int
+    reserved: str = ""
+
+    @property
+    def discontinuous(self) -> bool:
+        return self.reserved.upper().startswith("EDF+D")
 
     @property
     def duration_s(self) -> float:
@@ -83,6 +97,7 @@ def scan_edf_header(path: str | Path) -> EdfHeaderScan:
                 raise EdfError(path, f"bad EDF header: {header_bytes} header bytes for {n_signals} signals")
             if record_duration <= 0:
                 raise EdfError(path, f"bad EDF header: record duration {record_duration}")
+            reserved = fixed[192:236].decode("latin-1").strip()
             signal_block = handle.read(header_bytes - FIXED_HEADER_BYTES)
             file_bytes = handle.seek(0, 2)
     except OSError as exc:
@@ -103,11 +118,11 @@ def scan_edf_header(path: str | Path) -> EdfHeaderScan:
     bytes_per_sample = 3 if bdf else 2
     bytes_per_record = sum(samples_per_record) * bytes_per_sample
     header = EdfHeaderScan(n_records, record_duration, labels, samples_per_record, header_bytes,
-                       bytes_per_record, file_bytes)
+                           bytes_per_record, file_bytes, reserved)
     if n_records < 0:
         # -1 means "unknown" (recording still running when the header was written): trust the size.
         header = EdfHeaderScan(header.records_held, record_duration, labels, samples_per_record,
-                           header_bytes, bytes_per_record, file_bytes)
+                               header_bytes, bytes_per_record, file_bytes, reserved)
     return header
 
 
@@ -117,13 +132,20 @@ def _format_rate(rate: float) -> str:
 
 def _empty_split() -> dict:
     return {"patients": 0, "recordings": 0, "hours": 0.0, "seizures": 0, "seizure_hours": 0.0,
-            "montages": {}, "sample_rates": {}, "failed": []}
+            "montages": {}, "sample_rates": {}, "electrodes": {}, "electrode_reports": [], "failed": []}
+
+
+def electrode_kind(report: dict) -> str:
+    """How a recording's electrodes were found: 'direct' (all 19 read), 'derived' (some reconstructed,
+    none missing), 'missing' (some missing)."""
+    return "missing" if report["missing"] else "derived" if report["derived"] else "direct"
 
 
 @dataclass
 class _RecordingCheck:
     annotation: Annotation | None = None
     sample_rate: str | None = None
+    electrodes: dict | None = None  # the montage report, plus the EDF+D segment count
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
@@ -146,14 +168,25 @@ def _check_recording(edf_path: str, annotation_path: str | None) -> _RecordingCh
         check.problems.append((edf_path, exc.reason))
         return check
     check.sample_rate = _format_rate(header.eeg_sample_rate())
+    check.electrodes = {**resolve_montage(header.labels).report(), "segments": 1}
+    end_s = header.duration_s
+    if header.discontinuous and header.records_held >= header.n_records:
+        # File time runs to the end of the last record, gaps included: that is what annotations count.
+        try:
+            segments, onsets = read_segments(edf_path, read_edf_header(edf_path))
+        except EdfError as exc:
+            check.problems.append((edf_path, exc.reason))
+            return check
+        check.electrodes["segments"] = len(segments)
+        end_s = float(onsets[-1] + header.record_duration_s) if len(onsets) else 0.0
     if header.records_held < header.n_records:
         held_s = header.records_held * header.record_duration_s
         reason = f"EDF truncated: header says {header.duration_s:g} s, file holds {held_s:g} s"
         check.problems.append((edf_path, reason))
     elif (check.annotation is not None
-          and abs(header.duration_s - check.annotation.duration_s) > DURATION_TOLERANCE_S):
-        relation = "shorter" if header.duration_s < check.annotation.duration_s else "longer"
-        reason = (f"EDF {relation} than annotation: {header.duration_s:.1f} s vs "
+          and abs(end_s - check.annotation.duration_s) > DURATION_TOLERANCE_S):
+        relation = "shorter" if end_s < check.annotation.duration_s else "longer"
+        reason = (f"EDF {relation} than annotation: {end_s:.1f} s vs "
                   f"{check.annotation.duration_s:.1f} s")
         check.problems.append((edf_path, reason))
     return check
@@ -168,6 +201,7 @@ def summarise_corpus(root: str | Path) -> dict:
         rows = table[table["split"] == split]
         entry = _empty_split()
         rates: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         seconds = seizure_seconds = 0.0
         for row in rows.itertuples(index=False):
             check = _check_recording(row.edf_path, row.annotation_path)
@@ -178,6 +212,9 @@ def summarise_corpus(root: str | Path) -> dict:
                 seizure_seconds += sum(stop - start for start, stop in intervals)
             if check.sample_rate is not None:
                 rates[check.sample_rate] += 1
+            if check.electrodes is not None:
+                kinds[electrode_kind(check.electrodes)] += 1
+                entry["electrode_reports"].append({"recording_id": row.recording_id, **check.electrodes})
             entry["failed"].extend({"recording_id": row.recording_id, "path": path, "reason": reason}
                                    for path, reason in check.problems)
         entry.update(
@@ -187,6 +224,7 @@ def summarise_corpus(root: str | Path) -> dict:
             seizure_hours=seizure_seconds / 3600.0,
             montages=dict(sorted(Counter(rows["montage"]).items())),
             sample_rates=dict(sorted(rates.items(), key=lambda item: float(item[0]))),
+            electrodes={kind: kinds[kind] for kind in ("direct", "derived", "missing") if kinds[kind]},
         )
         splits[split] = entry
     return {"root": str(root), "format": str(table["format"].iloc[0]), "splits": splits}
@@ -198,7 +236,7 @@ _MAX_FAILED_SHOWN = 20
 def format_summary(summary: dict) -> str:
     """A plain-text table of `summarise_corpus`'s result, then the failed files."""
     headers = ["split", "patients", "recordings", "hours", "seizures", "seizure h", "failed",
-               "montages", "sample rates (Hz)"]
+               "montages", "sample rates (Hz)", "electrodes"]
     table = [headers]
     for name, split in summary["splits"].items():
         table.append([
@@ -211,6 +249,7 @@ def format_summary(summary: dict) -> str:
             str(len(split["failed"])),
             " ".join(f"{k}:{v}" for k, v in split["montages"].items()) or "-",
             " ".join(f"{k}:{v}" for k, v in split["sample_rates"].items()) or "-",
+            " ".join(f"{k}:{v}" for k, v in split["electrodes"].items()) or "-",
         ])
     widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
     numeric = {1, 2, 3, 4, 5, 6}
@@ -219,6 +258,22 @@ def format_summary(summary: dict) -> str:
         cells = [cell.rjust(w) if i in numeric else cell.ljust(w)
                  for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
+    unusual = [(name, item) for name, split in summary["splits"].items() for item in split["electrode_reports"]
+               if item["derived"] or item["missing"] or item["segments"] > 1]
+    if unusual:
+        lines.append("")
+        lines.append(f"recordings with reconstructed or missing electrodes, or gaps ({len(unusual)}):")
+        for name, item in unusual[:_MAX_FAILED_SHOWN]:
+            parts = [f"{len(item['direct'])} direct"]
+            if item["derived"]:
+                parts.append(f"derived {' '.join(item['derived'])}")
+            if item["missing"]:
+                parts.append(f"missing {' '.join(item['missing'])}")
+            if item["segments"] > 1:
+                parts.append(f"{item['segments']} segments (EDF+D)")
+            lines.append(f"  {name}  {item['recording_id']}  {'; '.join(parts)}")
+        if len(unusual) > _MAX_FAILED_SHOWN:
+            lines.append(f"  ... and {len(unusual) - _MAX_FAILED_SHOWN} more (see --json)")
     failed = [(name, item) for name, split in summary["splits"].items() for item in split["failed"]]
     if failed:
         lines.append("")
