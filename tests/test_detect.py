@@ -22,7 +22,7 @@ from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, resolve_header
-from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file
+from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file, predict_segments
 from szflow.edf_store import ValueCheck, prepare_store
 from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
@@ -273,6 +273,60 @@ def test_bids_name_gives_szcore_events_name(project: Path, tmp_path: Path) -> No
             "sub-01_ses-01_task-szMonitoring_run-00_events.tsv").is_file()
 
 
+CHB_MIT = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1", "FP2-F4", "F4-C4", "C4-P4",
+           "P4-O2", "FP2-F8", "F8-T8", "T8-P8", "P8-O2", "FZ-CZ", "CZ-PZ", "P7-T7", "T7-FT9", "FT9-FT10", "FT10-T8",
+           "T8-P8"]
+
+
+def test_bipolar_file_and_its_montage_report(project: Path, tmp_path: Path) -> None:
+    """A CHB-MIT bipolar file is analysed; the printed line and the JSON sidecar say which electrodes
+    were reconstructed and which are missing."""
+    write_edf(tmp_path / "in" / "chb01_03.edf", CHB_MIT, rate=256.0, duration_s=40)
+    write_edf(tmp_path / "in" / "ref.edf", TUSZ_LABELS[:-1], duration_s=40)  # PZ absent
+    result = detect(project, str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("ok: ")}
+    derived = " ".join(n for n in ELECTRODES if n not in ("FZ", "CZ", "PZ"))
+    assert lines[str(tmp_path / "in" / "chb01_03.edf")].endswith(
+        f"; electrodes 0 direct, 16 derived ({derived}), 3 missing (FZ CZ PZ))")
+    assert lines[str(tmp_path / "in" / "ref.edf")].endswith("; electrodes 18 direct, 0 derived, 1 missing (PZ))")
+    report = json.loads((tmp_path / "out" / "chb01_03.montage.json").read_text())
+    assert report["direct"] == [] and report["missing"] == ["FZ", "CZ", "PZ"] and report["n_present"] == 16
+    assert report["segments"] == [[0.0, 40.0]] and report["gaps"] == [] and report["duration_s"] == 40.0
+    assert "FT9-FT10" in report["signals"] and "FZ-CZ" not in report["signals"]
+
+
+def test_edf_plus_d_segments_events_in_file_time(project: Path, model, tmp_path: Path, write_edf_plus_d) -> None:
+    """Each continuous segment is analysed as if it were its own file; the file-time track holds 0 in
+    the gap, events are shifted to file time, and the gap is reported."""
+    detector, params = model
+    rate, rng = 256, np.random.default_rng(4)
+    onsets = [*range(40), *range(70, 115)]  # 40 s, a 30 s gap, 45 s
+    rows = [eeg_like(len(onsets) * rate, rng) for _ in ELECTRODES]
+    path = write_edf_plus_d(tmp_path / "in" / "gappy.edf", onsets, rate=rate, rows=rows)
+    alone = write_edf(tmp_path / "second.edf", TUSZ_LABELS, rate=float(rate), duration_s=45,
+                      signal=lambda i, n, _: rows[i][40 * rate:])
+    settings = InferenceSettings.from_params(params, device="cpu")
+    prediction = predict_segments(path, detector, params, settings=settings)
+    assert [(offset, track.duration_s) for offset, track in prediction.segment_tracks] == [(0.0, 40.0), (70.0, 45.0)]
+    assert prediction.gaps == [(40.0, 70.0)] and prediction.track.duration_s == 115.0
+    second = predict_file(alone, detector, params, settings=settings)
+    np.testing.assert_array_equal(prediction.segment_tracks[1][1].probabilities, second.probabilities)
+    fr = settings.frame_rate_hz
+    assert not prediction.track.probabilities[round(40 * fr):round(70 * fr)].any()
+    np.testing.assert_array_equal(prediction.track.probabilities[round(70 * fr):], second.probabilities)
+    # Events at a threshold every frame passes: one per segment, in file time, none across the gap.
+    point = {**load_operating_point(project / "models" / "operating_points.json", "10", checkpoint_step=7),
+             "threshold": 0.0, "hysteresis_low": None, "min_duration_s": 0.0}
+    assert prediction.events(point) == [(0.0, 40.0), (70.0, 115.0)]
+    result = detect(project, str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "; electrodes 19 direct, 0 derived, 0 missing; 2 segments, 1 gap (30 s) without data)" in result.stdout
+    report = json.loads((tmp_path / "out" / "gappy.montage.json").read_text())
+    assert report["segments"] == [[0.0, 40.0], [70.0, 115.0]] and report["gaps"] == [[40.0, 70.0]]
+    assert "duration = 115.00 secs" in (tmp_path / "out" / "gappy.csv_bi").read_text()
+
+
 # ----------------------------------------------------------------------------- bad inputs
 def _flat(i, n, rng):
     return np.full(n, 12.0)
@@ -300,8 +354,9 @@ def _discontinuous(path: Path) -> None:
 
 
 BAD_CASES = {
-    "missing_electrode": ({"labels": [lb for lb in TUSZ_LABELS if "CZ" not in lb]}, None,
-                          "missing electrode CZ"),
+    # Fewer than preprocess.min_electrodes (12) of the 19: refused, naming the missing ones.
+    "missing_electrodes": ({"labels": TUSZ_LABELS[:11]}, None,
+                           "missing electrodes F8, T3, T4, T5, T6, FZ, CZ, PZ: 11 of 19 present"),
     "truncated": ({}, _truncate, "truncated"),
     "unreadable": ({}, _garbage, "bad header"),
     "empty_file": ({}, lambda p: p.write_bytes(b""), "truncated"),
@@ -310,7 +365,8 @@ BAD_CASES = {
                                     "overflows float32")),
     "flat": ({"signal": _flat}, None, "flat recording"),
     "too_short": ({"duration_s": 6}, None, "recording is 6 s long; detection needs at least 10 s"),
-    "discontinuous": ({}, _discontinuous, "discontinuous EDF+ (EDF+D)"),
+    "discontinuous_without_onsets": ({}, _discontinuous,
+                                     "EDF+D file without an 'EDF Annotations' signal: its records' onsets are unknown"),
     "rate": ({"rate": 20.0}, None, "is sampled at 20 Hz; detect reads EEG sampled at 32-20000 Hz"),
 }
 
