@@ -122,7 +122,7 @@ def read_or_edf_error(path: Path) -> str:
         except EdfError as exc:
             assert str(exc).startswith(str(path)), str(exc)  # the message names the file
             return "EdfError"
-    assert len(recording.signals) == 19
+    assert recording.montage.n_present == 19 and len(recording.signals) == len(recording.montage.sources)
     return "ok"
 
 
@@ -215,7 +215,8 @@ def test_detect_reports_broken_files_and_finishes_the_others(base_edf: bytes, tm
             assert "unexpected" not in result.reason, result.reason  # only typed, explained failures
     failed = len(summary.failed)
     assert 30 <= failed <= 60, [r.reason for r in summary.files]
-    # Nothing but the outputs of the files that worked was written.
+    # Nothing but the outputs of the files that worked was written: events and the montage sidecar.
     written = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
-    assert written == sorted(f"{Path(r.path).stem}.csv_bi" for r in summary.ok)
-    np.testing.assert_equal(len(written), len(summary.ok))
+    assert written == sorted(f"{Path(r.path).stem}{suffix}" for r in summary.ok
+                             for suffix in (".csv_bi", ".montage.json"))
+    np.testing.assert_equal(len(written), 2 * len(summary.ok))
