@@ -209,5 +209,6 @@ def prepare_store(path: str | Path, params: Params, *, window_s: float, **option
     prepared = prepare_stores(path, params, window_s=window_s, **options)
     if len(prepared.segments) != 1 or prepared.gaps:
         prepared.close()
-        raise InputFileError(path, f"discontinuous EDF+ file ({len(prepared.segments)} segments): use prepare_stores")
+        raise InputFileError(path, f"discontinuous EDF+ file ({len(prepared.segments)} segments analysed, "
+                                   f"{len(prepared.gaps)} gaps): this needs one continuous recording")
     return prepared.segments[0].store
