@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from szflow.cli import app
+from szflow.config import ELECTRODES
 from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi, write_events_tsv
 from szflow.data.discover import COLUMNS, discover_corpus
 from szflow.data.summary import format_summary, scan_edf_header, summarise_corpus
@@ -220,3 +221,36 @@ def test_summary_of_unrecognisable_root_fails_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["corpus", "summary", str(tmp_path)])
     assert result.exit_code == 2
     assert "no TUSZ" in result.output
+
+
+CHB_MIT = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1", "FP2-F4", "F4-C4", "C4-P4",
+           "P4-O2", "FP2-F8", "F8-T8", "T8-P8", "P8-O2", "FZ-CZ", "CZ-PZ", "P7-T7", "T7-FT9", "FT9-FT10", "FT10-T8",
+           "T8-P8"]
+
+
+def test_summary_reports_each_recordings_electrodes_and_segments(tmp_path: Path, write_edf_plus_d) -> None:
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "edf" / "train" / "aaaaaaaa" / "s001_2002" / "01_tcp_ar"
+    folder.mkdir(parents=True)
+    montages = {"t000": [f"EEG {n}-REF" for n in ELECTRODES], "t001": CHB_MIT,
+                "t002": [n.title().replace("T3", "T7").ljust(4, ".") for n in ELECTRODES]}
+    for take, labels in montages.items():
+        write_edf_signals(folder / f"aaaaaaaa_s001_{take}.edf", [EdfSignal(lb, 64, -200.0, 200.0) for lb in labels],
+                          [rng.normal(0, 20, 12 * 64) for _ in labels])
+    write_edf_plus_d(folder / "aaaaaaaa_s001_t003.edf", [*range(6), *range(10, 16)], rate=64)
+    for take, duration in {"t000": 12.0, "t001": 12.0, "t002": 12.0, "t003": 16.0}.items():
+        write_csv_bi(folder / f"aaaaaaaa_s001_{take}.csv_bi", Annotation(f"aaaaaaaa_s001_{take}", duration, []))
+    summary = summarise_corpus(tmp_path)
+    train = summary["splits"]["train"]
+    assert train["failed"] == []  # the EDF+D file's annotation covers its file time, gap included
+    assert train["electrodes"] == {"direct": 3, "missing": 1}
+    reports = {r["recording_id"]: r for r in train["electrode_reports"]}
+    assert reports["aaaaaaaa_s001_t001"]["missing"] == ["FZ", "CZ", "PZ"]
+    assert reports["aaaaaaaa_s001_t001"]["direct"] == [] and len(reports["aaaaaaaa_s001_t001"]["derived"]) == 16
+    assert reports["aaaaaaaa_s001_t002"]["direct"] == list(ELECTRODES)  # `Fp1.`, `T7..`: 10-10 and padded
+    assert reports["aaaaaaaa_s001_t003"]["segments"] == 2
+    text = format_summary(summary)
+    assert "direct:3 missing:1" in text
+    assert "recordings with reconstructed or missing electrodes, or gaps (2):" in text
+    assert "aaaaaaaa_s001_t001  0 direct; derived FP1 FP2 F3 F4 C3 C4 P3 P4 O1 O2 F7 F8 T3 T4 T5 T6; missing FZ CZ PZ" in text
+    assert "aaaaaaaa_s001_t003  19 direct; 2 segments (EDF+D)" in text
