@@ -220,3 +220,50 @@ def test_outputs_are_identical_across_runs_and_input_mtimes(tmp_path, corpus):
     annotation.write_text(annotation.read_text() + "\n")
     again = preprocess_corpus(params, second, progress=False)
     assert (~again["resumed"]).sum() == 1
+
+
+CHB_MIT = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1", "FP2-F4", "F4-C4",
+           "C4-P4", "P4-O2", "FP2-F8", "F8-T8", "T8-P8", "P8-O2", "FZ-CZ", "CZ-PZ", "P7-T7", "T7-FT9",
+           "FT9-FT10", "FT10-T8", "T8-P8"]
+
+
+def test_montage_report_edf_plus_d_segments_and_presence_in_the_cache(tmp_path, write_edf_plus_d):
+    """A bipolar recording, one with electrodes absent and an EDF+D file: the report names each
+    recording's electrodes; the EDF+D file becomes one recording per segment, its seizures cut to
+    each; the cache index carries presence and onsets."""
+    root = tmp_path / "corpus"
+    folder = root / "edf" / "train" / "aaaaaaaa" / "s001_2002" / "01_tcp_ar"
+    add_recording(root, "train", "aaaaaaaa", 0, electrodes=[n for n in ELECTRODES if n not in ("O1", "CZ")])
+    rng = np.random.default_rng(0)
+    write_edf_signals(folder / "aaaaaaaa_s001_t001.edf", [EdfSignal(lb, 256, -500.0, 500.0) for lb in CHB_MIT],
+                      [rng.normal(0, 30, 30 * 256) for _ in CHB_MIT])
+    # EDF+D: records 0-19 s and 40-59 s; a seizure 15-45 s of file time, across the gap.
+    write_edf_plus_d(folder / "aaaaaaaa_s001_t002.edf", [*range(0, 20), *range(40, 60)], rate=256)
+    for take, duration, seizures in (("t001", 30.0, []), ("t002", 60.0, [(15.0, 45.0)])):
+        annotation = Annotation(f"aaaaaaaa_s001_{take}", duration, [Event(a, b, "fnsz", "TERM") for a, b in seizures])
+        write_csv_bi(folder / f"aaaaaaaa_s001_{take}.csv_bi", annotation)
+    params = make_params(tmp_path, root)
+    report = preprocess_corpus(params, tmp_path / "pre", progress=False).set_index("recording_id")
+    assert (report["status"] == "ok").all(), report["reason"].to_dict()
+    absent = report.loc["aaaaaaaa_s001_t000"]
+    assert (absent["n_present"], absent["missing"], absent["derived"]) == (17, "O1 CZ", "")
+    bipolar = report.loc["aaaaaaaa_s001_t001"]
+    assert (bipolar["n_present"], bipolar["direct"], bipolar["missing"]) == (16, "", "FZ CZ PZ")
+    assert bipolar["derived"].split() == [n for n in ELECTRODES if n not in ("FZ", "CZ", "PZ")]
+    first, second = report.loc["aaaaaaaa_s001_t002_at0s"], report.loc["aaaaaaaa_s001_t002_at40s"]
+    assert (first["offset_s"], first["duration_s"], first["seizure_s"]) == (0.0, 20.0, 5.0)
+    assert (second["offset_s"], second["duration_s"], second["seizure_s"]) == (40.0, 20.0, 5.0)
+    written = pd.read_csv(tmp_path / "pre" / "report.csv")
+    assert {"offset_s", "n_present", "direct", "derived", "missing"} <= set(written.columns)
+    assert np.load(tmp_path / "pre" / "train" / "aaaaaaaa_s001_t001.npy")[16:].max() == 0  # FZ CZ PZ rows
+
+    build_cache(tmp_path / "pre", tmp_path / "cache", progress=False)
+    store = SplitStore.open(tmp_path / "cache", "train")
+    assert store.present("aaaaaaaa_s001_t000").tolist() == [n not in ("O1", "CZ") for n in ELECTRODES]
+    assert store.present("aaaaaaaa_s001_t002_at40s").all()
+    assert store.seizure_intervals("aaaaaaaa_s001_t002_at0s") == [(15.0, 20.0)]
+    assert store.seizure_intervals("aaaaaaaa_s001_t002_at40s") == [(0.0, 5.0)]
+    offsets = store.index.set_index("recording_id")["offset_s"]
+    assert offsets["aaaaaaaa_s001_t002_at40s"] == 40.0 and offsets["aaaaaaaa_s001_t000"] == 0.0
+    x = store.recording("aaaaaaaa_s001_t000").x
+    assert not x[[ELECTRODES.index("O1"), ELECTRODES.index("CZ")]].any()

@@ -12,12 +12,12 @@ The path from an EDF to events is the training/eval path, step for step:
      `events_to_annotation` + `write_csv_bi` / `write_events_tsv`, as eval writes its predictions.
 Segments of an EDF+D file are analysed one by one and their events shifted to file time; the
 gaps are reported (the montage sidecar `<stem>.montage.json` and the printed line), and the
-file-time probability track holds 0 in them. For a recording of the eval split the network input is the cache's, bit for bit, and the events
-are eval's (tests/test_detect.py). The probabilities equal eval's bit for bit when the windows are
-batched alike; eval batches windows of several recordings together, and torch's CPU kernels (oneDNN
-convolutions, BLAS matmuls) round differently for different batch sizes, so they can differ by
-float32 round-off (~1e-6): events differ only if a smoothed probability lies that close to a
-threshold.
+file-time probability track holds 0 in them. For a recording of the eval split the network input
+is the cache's, bit for bit, and the events are eval's (tests/test_detect.py). The probabilities
+equal eval's bit for bit when the windows are batched alike; eval batches windows of several
+recordings together, and torch's CPU kernels (oneDNN convolutions, BLAS matmuls) round
+differently for different batch sizes, so they can differ by float32 round-off (~1e-6): events
+differ only if a smoothed probability lies that close to a threshold.
 
 Recordings longer than 2 h (or whose one-piece processing would need more than 1.2 GB) are
 preprocessed in chunks (`szflow.signal.streaming`): memory stays bounded whatever the length,

@@ -3,11 +3,12 @@
 `prepare_stores` resolves the electrodes (`szflow.data.electrodes`: read directly, reconstructed
 from bipolar derivations, or missing; fewer than `preprocess.min_electrodes` present is refused),
 splits an EDF+D file into its continuous segments, refuses inputs detect cannot analyse (sample
-rates no EEG system records at, too short, NaN/inf or flat), then runs the preprocess stage's own chain (`szflow.signal.chain`)
-over the whole recording, or, when that would not fit in memory, the same chain chunk by chunk
-(`szflow.signal.streaming`), and quantises to the cache's float16. The result is a
-`szflow.cache.store.RecordingStore` per segment, which `szflow.inference.predict_tracks` reads as it reads a
-cache split: for a recording of the eval split the network input is the cache's, bit for bit.
+rates no EEG system records at, too short, NaN/inf or flat), then runs the preprocess stage's own
+chain (`szflow.signal.chain`) over the whole recording, or, when that would not fit in memory, the
+same chain chunk by chunk (`szflow.signal.streaming`), and quantises to the cache's float16. The
+result is a `szflow.cache.store.RecordingStore` per segment, which `szflow.inference.predict_tracks`
+reads as it reads a cache split: for a recording of the eval split the network input is the cache's,
+bit for bit.
 """
 
 from __future__ import annotations
