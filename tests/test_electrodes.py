@@ -191,8 +191,9 @@ def test_bipolar_edf_preprocesses_like_the_referential_one(tmp_path: Path) -> No
     assert b_recording.montage.missing == ("FZ", "CZ", "PZ")
     b = preprocess_recording(b_recording, CFG)
     assert not a[16:].any() and not b[16:].any()  # FZ CZ PZ are the last three rows
-    # Normalised units: each bipolar channel carries a digitisation step of ~0.03 uV on signals of ~40 uV.
-    assert np.abs(a - b).max() < 2e-2
+    # Normalised units (1 = one spread of the channel): measured max 0.004, mean 0.0006, from the
+    # 16-bit digitisation of each derivation (~0.03 uV steps) adding up along the derivation paths.
+    assert np.abs(a - b).max() < 1e-2 and np.abs(a - b).mean() < 2e-3
 
 
 def test_too_few_electrodes_is_refused_naming_them(tmp_path: Path) -> None:

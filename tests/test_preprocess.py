@@ -238,7 +238,7 @@ def test_montage_report_edf_plus_d_segments_and_presence_in_the_cache(tmp_path, 
     write_edf_signals(folder / "aaaaaaaa_s001_t001.edf", [EdfSignal(lb, 256, -500.0, 500.0) for lb in CHB_MIT],
                       [rng.normal(0, 30, 30 * 256) for _ in CHB_MIT])
     # EDF+D: records 0-19 s and 40-59 s; a seizure 15-45 s of file time, across the gap.
-    write_edf_plus_d(folder / "aaaaaaaa_s001_t002.edf", [*range(0, 20), *range(40, 60)], rate=256)
+    write_edf_plus_d(folder / "aaaaaaaa_s001_t002.edf", [*range(20), *range(40, 60)], rate=256)
     for take, duration, seizures in (("t001", 30.0, []), ("t002", 60.0, [(15.0, 45.0)])):
         annotation = Annotation(f"aaaaaaaa_s001_{take}", duration, [Event(a, b, "fnsz", "TERM") for a, b in seizures])
         write_csv_bi(folder / f"aaaaaaaa_s001_{take}.csv_bi", annotation)
