@@ -22,7 +22,8 @@ the mean of its present electrodes; the common average reference over present el
 preprocessing applies afterwards removes whatever constant was chosen. Nodes outside the 19 with
 one edge (EKG1-REF, PHOTIC, a lone A1-REF) carry no information about the 19 and are pruned first,
 so their signals are never read. The result is one (19, n_sources) matrix: potentials = matrix @
-signals, rows of missing electrodes zero.
+signals, rows of missing electrodes zero. The signal chain applies it after resampling every
+signal to the common rate (`szflow.signal.chain`), so signals recorded at different rates combine.
 """
 
 from __future__ import annotations
