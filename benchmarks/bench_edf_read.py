@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         args.patients, args.repeats = 1, 2
     machine = print_header("edf_read")
     split_patients = {"train": args.patients, "dev": args.patients, "eval": args.patients}
-    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients})
+    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients,
+                                               "synth.background_recordings": {"train": 0, "dev": 0, "eval": 0}})
     readers = {"ours": read_ours, "mne": read_mne, "pyedflib": read_pyedflib}
 
     with tempfile.TemporaryDirectory(prefix="bench_edf_") as tmp:

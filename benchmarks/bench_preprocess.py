@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         hours, args.patients, args.repeat = 0.1, 1, 1
     split_patients = {"train": args.patients, "dev": args.patients, "eval": args.patients}
-    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients})
+    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients,
+                                               "synth.background_recordings": {"train": 0, "dev": 0, "eval": 0}})
     cfg = params.preprocess
 
     with tempfile.TemporaryDirectory() as tmp:
