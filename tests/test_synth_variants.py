@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import mne
 import numpy as np
 import pyedflib
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from szflow.cli import app
 from szflow.config import SPLITS, SynthConfig, load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, electrode_name
@@ -293,3 +297,36 @@ def test_eval_seed_redraws_eval_only(tmp_path: Path) -> None:
     assert files and all(str(f).startswith("edf/eval/") for f in files)
     assert all((tmp_path / "eval" / f).read_bytes() == (tmp_path / "all" / f).read_bytes() for f in files)
     assert json.loads((tmp_path / "eval" / "synth.json").read_text())["config"]["eval_seed"] == 99
+
+
+def test_cli_writes_another_eval_draw(tmp_path: Path) -> None:
+    """`szflow synth OUT --eval-seed N --split eval`: the eval split of another draw, nothing else."""
+    params = tmp_path / "project"
+    params.mkdir()
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["synth"].update(TINY.model_dump(mode="json"))
+    (params / "params.yaml").write_text(yaml.safe_dump(data))
+    shutil.copytree(ROOT / "params", params / "params")
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "out"), "--eval-seed", "99", "--split", "eval",
+                                      "--params", str(params / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "synth.json").read_text())
+    assert summary["config"]["eval_seed"] == 99 and summary["summary"]["recordings"]["train"] == 0
+    expected = {r.relpath for r in make_plan(TINY.model_copy(update={"eval_seed": 99})).split("eval")}
+    assert {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.edf")} == expected
+
+
+def test_a_corpus_with_every_form_reads_back(tmp_path: Path) -> None:
+    config = TINY.model_copy(update={"patients": {"train": 7, "dev": 0, "eval": 0},
+                                     "variant_fractions": TINY.variant_fractions.model_copy(
+                                         update={kind: 1 / 7 for kind in VARIANT_KINDS})})
+    summary = generate_corpus(tmp_path, config, progress=False)
+    assert summary["variants"]["train"] == {kind: 2 for kind in VARIANT_KINDS}
+    for spec in make_plan(config).recordings:
+        path = tmp_path / spec.relpath
+        if spec.variant.kind == "discontinuous":
+            assert len(_tals(path)[1]) == spec.recorded_s
+            continue
+        with pyedflib.EdfReader(str(path)) as reader:
+            assert reader.getFileDuration() == spec.duration_s
+        assert read_csv_bi(path.with_suffix(".csv_bi")).duration_s == spec.duration_s

@@ -346,7 +346,8 @@ def _assign_variants(config: SynthConfig, plan: CorpusPlan, split: str) -> None:
     members = plan.split(split)
     pool = [r.index for r in members if r.broken is None]
     rng = _split_rng(config, split, 4)
-    for kind in VARIANT_KINDS:
+    # The EDF+D gap is the one form that may not fit a recording: it chooses first.
+    for kind in sorted(VARIANT_KINDS, key=lambda k: k != "discontinuous"):
         count = round(getattr(config.variant_fractions, kind) * len(members))
         if kind == "discontinuous":
             with_seizures = [i for i in pool if plan.recordings[i].seizures]
