@@ -19,7 +19,7 @@ from szflow.cli import app
 from szflow.config import SPLITS, SynthConfig, load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, electrode_name
-from szflow.synth import generate_corpus, make_plan, simulate
+from szflow.synth import generate_corpus, make_plan, simulate, write_recording
 from szflow.synth.channels import TCP_CHANNELS
 from szflow.synth.plan import RecordingSpec
 from szflow.synth.variants import (
@@ -330,3 +330,16 @@ def test_a_corpus_with_every_form_reads_back(tmp_path: Path) -> None:
         with pyedflib.EdfReader(str(path)) as reader:
             assert reader.getFileDuration() == spec.duration_s
         assert read_csv_bi(path.with_suffix(".csv_bi")).duration_s == spec.duration_s
+
+
+def test_write_recording_writes_one_recording_in_any_form(tmp_path: Path) -> None:
+    spec = next(s for s in make_plan(TINY).recordings if s.seizures)
+    for variant in (Variant(), Variant("bipolar_chbmit"), Variant("labels_padded")):
+        write_recording(tmp_path / variant.kind / "r.edf", dataclasses.replace(spec, variant=variant))
+    texts = {p.parent.name: p.read_text() for p in tmp_path.rglob("r.csv_bi")}
+    assert len(texts) == 3 and len(set(texts.values())) == 1
+    labels = {}
+    for kind in texts:
+        with pyedflib.EdfReader(str(tmp_path / kind / "r.edf")) as reader:
+            labels[kind] = reader.getSignalLabels()
+    assert "FP1-F7" in labels["bipolar_chbmit"] and "Fp1." in labels["labels_padded"]

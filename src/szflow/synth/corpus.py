@@ -15,7 +15,7 @@ from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
 from szflow.synth import broken
 from szflow.synth.plan import CorpusPlan, RecordingSpec, make_plan
-from szflow.synth.recording import simulate
+from szflow.synth.recording import SimulatedRecording, simulate
 from szflow.synth.variants import REFERENTIAL, written_signals
 from szflow.synth.writer import write_annotations, write_edf
 
@@ -36,16 +36,24 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
-    """Write one recording and its annotations; damage it if the plan says so (returns what was done)."""
+def write_recording(edf_path: str | Path, spec: RecordingSpec) -> SimulatedRecording:
+    """Simulate `spec` and write it at `edf_path` in its form (spec.variant), with its `.csv_bi` and
+    `.csv`. The same spec with another `variant` (dataclasses.replace) writes the same recording in
+    another form: e.g. referential and CHB-MIT bipolar, to compare what a detector makes of both."""
     recording = simulate(spec)
-    edf_path = out / spec.relpath
     specs, values = written_signals(spec.variant, spec.montage, spec.signals, recording.signals,
                                     recording.extra_sites)
     write_edf(edf_path, spec, values, signal_specs=specs)
+    write_annotations(edf_path, recording.annotation_bi(), recording.annotation_types())
+    return recording
+
+
+def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
+    """Write one recording and its annotations; damage it if the plan says so (returns what was done)."""
+    edf_path = out / spec.relpath
+    recording = write_recording(edf_path, spec)
     bi, types = recording.annotation_bi(), recording.annotation_types()
     if spec.broken is None:
-        write_annotations(edf_path, bi, types)
         return None
     rng = np.random.default_rng(spec.stream(2))
     if spec.broken == "duration_mismatch":
@@ -53,7 +61,6 @@ def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
         types = dataclasses.replace(types, duration_s=bi.duration_s)
         write_annotations(edf_path, bi, types)
     else:
-        write_annotations(edf_path, bi, types)
         if spec.broken == "truncated":
             reason = broken.truncate(edf_path, rng)
         else:
