@@ -27,6 +27,7 @@ from common import REPO_ROOT, corpus_edf_files, emit, interleaved_times, print_h
 from szflow.config import load_params
 from szflow.data.edf import read_edf_header, read_eeg, resolve_header
 from szflow.synth import generate_corpus
+from szflow.synth.variants import VARIANT_KINDS
 
 TARGET_VS_PYEDFLIB = 0.9
 # MNE returns volts; these are the factors from the EDF dimension strings it understands.
@@ -94,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         args.patients, args.repeats = 1, 2
     machine = print_header("edf_read")
     split_patients = {"train": args.patients, "dev": args.patients, "eval": args.patients}
-    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients})
+    params = load_params(REPO_ROOT, overrides={
+        "synth.patients": split_patients, "synth.background_recordings": {"train": 0, "dev": 0, "eval": 0},
+        # Plain referential TUSZ files only: the comparison readers (MNE) take no bipolar or EDF+D forms.
+        **{f"synth.variant_fractions.{kind}": 0.0 for kind in VARIANT_KINDS}})
     readers = {"ours": read_ours, "mne": read_mne, "pyedflib": read_pyedflib}
 
     with tempfile.TemporaryDirectory(prefix="bench_edf_") as tmp:

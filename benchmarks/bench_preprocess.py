@@ -56,6 +56,7 @@ from szflow.errors import SzflowError
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import normalise
 from szflow.synth import generate_corpus
+from szflow.synth.variants import VARIANT_KINDS
 
 TARGET_X_REALTIME = 1000.0
 TARGET_VS_MNE_DEFAULTS = 5.0
@@ -237,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         hours, args.patients, args.repeat = 0.1, 1, 1
     split_patients = {"train": args.patients, "dev": args.patients, "eval": args.patients}
-    params = load_params(REPO_ROOT, overrides={"synth.patients": split_patients})
+    params = load_params(REPO_ROOT, overrides={
+        "synth.patients": split_patients, "synth.background_recordings": {"train": 0, "dev": 0, "eval": 0},
+        # Plain referential TUSZ files only: the comparison readers (MNE) take no bipolar or EDF+D forms.
+        **{f"synth.variant_fractions.{kind}": 0.0 for kind in VARIANT_KINDS}})
     cfg = params.preprocess
 
     with tempfile.TemporaryDirectory() as tmp:

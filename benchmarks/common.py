@@ -28,6 +28,7 @@ from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summar
 from szflow.synth import make_plan, simulate
 from szflow.synth.channels import SignalSpec
 from szflow.synth.plan import RecordingSpec
+from szflow.synth.variants import Variant
 from szflow.synth.writer import write_edf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,7 @@ def write_hour_edf(folder: Path, params, hours: float = 1.0) -> Path:
     signals += [SignalSpec(f"EEG {e}-REF", "eeg", e, 250.0) for e in ELECTRODES[16:]]
     signals += [SignalSpec("EEG EKG1-REF", "ekg", "", 250.0), SignalSpec("PHOTIC-REF", "photic", "", 250.0, "mV")]
     spec = RecordingSpec(**{**template.__dict__, "montage": "01_tcp_ar", "rate": 250.0, "duration_s": hours * 3600,
-                            "signals": tuple(signals), "seizures": (), "broken": None})
+                            "signals": tuple(signals), "seizures": (), "broken": None, "variant": Variant()})
     path = folder / f"{hours:g}h_250hz_23sig.edf"
     write_edf(path, spec, simulate(spec).signals)
     return path

@@ -120,6 +120,8 @@ def write_project_params(root: Path, extra: dict | None = None) -> None:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["data"] = {"source": "synthetic", "root": "corpus"}
     params["preprocess"].update({"num_workers": 0, "max_failed_fraction": 1.0})
+    # Tiny projects: no hour-long background recordings (a test overrides synth keys it needs).
+    params["synth"]["background_recordings"] = {"train": 0, "dev": 0, "eval": 0}
     params["model"].update(TINY_PROJECT_MODEL)
     for section, values in (extra or {}).items():
         params[section].update(values)

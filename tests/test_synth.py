@@ -26,7 +26,8 @@ def synth_config(**changes) -> SynthConfig:
 
 
 TINY = synth_config(seed=7, patients={"train": 2, "dev": 1, "eval": 1}, recordings_per_patient=2,
-                    min_duration_s=40, max_duration_s=60, seizure_recording_fraction=0.5, broken_files=3)
+                    min_duration_s=40, max_duration_s=60, seizure_recording_fraction=0.5, broken_files=3,
+                    background_recordings={"train": 0, "dev": 0, "eval": 0})
 PATH = re.compile(r"^edf/(train|dev|eval)/([a-z]{8})/(s\d{3})_(\d{4})/(01_tcp_ar|02_tcp_le|03_tcp_ar_a)/"
                   r"\2_\3_t\d{3}\.edf$")
 
@@ -196,7 +197,7 @@ def test_seizures_stand_out_at_the_onset_site() -> None:
     """Learnable: the ictal band power at the onset site rises well above the same site's background."""
     config = synth_config(seed=3, patients={"train": 6, "dev": 0, "eval": 0}, recordings_per_patient=1,
                           min_duration_s=120, max_duration_s=120, seizure_recording_fraction=1.0,
-                          broken_files=0)
+                          broken_files=0, background_recordings={"train": 0, "dev": 0, "eval": 0})
     ratios = []
     for spec in make_plan(config).recordings:
         seizure = spec.seizures[0]

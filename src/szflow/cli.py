@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from szflow import layout
-from szflow.config import SynthConfig, load_params
+from szflow.config import SPLITS, SynthConfig, load_params
 from szflow.data.summary import format_summary, summarise_corpus
 from szflow.detect import format_result, run_detect
 from szflow.detect import format_summary as format_detect_summary
@@ -39,6 +39,10 @@ def _fail(exc: Exception) -> None:
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the synthetic TUSZ-layout corpus into."),
     seed: int | None = typer.Option(None, help="Random seed; the same seed gives the same bytes (default from params)."),
+    eval_seed: int | None = typer.Option(None, help="Seed of the eval split alone: another eval draw, train and "
+                                                    "dev unchanged (default from params: synth.eval_seed)."),
+    splits: list[str] | None = typer.Option(None, "--split", help="Write only this split (repeat for several); each is "
+                                                      "written exactly as the whole corpus holds it."),
     train_patients: int | None = typer.Option(None, help="Patients in train (default from params)."),
     dev_patients: int | None = typer.Option(None, help="Patients in dev."),
     eval_patients: int | None = typer.Option(None, help="Patients in eval."),
@@ -57,13 +61,13 @@ def synth(
             if value is not None:
                 patients[split] = value
         overrides: dict = {"patients": patients}
-        for key, value in (("seed", seed), ("recordings_per_patient", recordings_per_patient),
+        for key, value in (("seed", seed), ("eval_seed", eval_seed), ("recordings_per_patient", recordings_per_patient),
                            ("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s),
                            ("broken_files", broken_files)):
             if value is not None:
                 overrides[key] = value
         config = SynthConfig.model_validate({**base.model_dump(), **overrides})
-        generate_corpus(out, config)
+        generate_corpus(out, config, splits=tuple(splits) if splits else SPLITS)
     except (SzflowError, ValueError) as exc:
         _fail(exc)
 

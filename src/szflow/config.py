@@ -41,14 +41,43 @@ class DataConfig(_Strict):
     root: str
 
 
+class SplitCounts(_Strict):
+    train: int = Field(ge=0)
+    dev: int = Field(ge=0)
+    eval: int = Field(ge=0)
+
+
+class SynthVariantFractions(_Strict):
+    """Fraction of each split's patient recordings written in each real-world form (szflow.synth.variants)."""
+
+    bipolar_tcp: float = Field(ge=0, le=1)
+    bipolar_chbmit: float = Field(ge=0, le=1)
+    labels_1010: float = Field(ge=0, le=1)
+    labels_padded: float = Field(ge=0, le=1)
+    labels_suffix: float = Field(ge=0, le=1)
+    missing_electrodes: float = Field(ge=0, le=1)
+    discontinuous: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _total(self) -> SynthVariantFractions:
+        total = sum(self.model_dump().values())
+        if total > 1:
+            raise ValueError(f"the variant fractions add up to {total:g}; at most 1 (one variant per recording)")
+        return self
+
+
 class SynthConfig(_Strict):
     seed: int
+    eval_seed: int | None  # null: the eval split is drawn from `seed` like the others
     patients: dict[str, Annotated[int, Field(ge=0)]]
     recordings_per_patient: int = Field(ge=1)
     min_duration_s: float = Field(gt=10)
     max_duration_s: float = Field(gt=10)
     seizure_recording_fraction: float = Field(ge=0, le=1)
     broken_files: int = Field(ge=0)
+    variant_fractions: SynthVariantFractions
+    background_recordings: SplitCounts
+    background_duration_s: float = Field(gt=10)
 
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
@@ -58,6 +87,11 @@ class SynthConfig(_Strict):
         if self.max_duration_s < self.min_duration_s:
             raise ValueError("max_duration_s must be >= min_duration_s")
         return self
+
+    def split_seed(self, split: str) -> int:
+        """The seed a split is drawn from: `eval_seed` for eval when set (other eval draws, same
+        train and dev), `seed` otherwise."""
+        return self.eval_seed if split == "eval" and self.eval_seed is not None else self.seed
 
 
 class PreprocessConfig(_Strict):

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "synth": {"seed": 1, "patients": {"train": 4, "dev": 2, "eval": 2}, "recordings_per_patient": 2,
               "min_duration_s": 70, "max_duration_s": 130, "seizure_recording_fraction": 0.6,
-              "broken_files": 3},
+              "broken_files": 3, "background_recordings": {"train": 0, "dev": 0, "eval": 0}},
     "preprocess": {"num_workers": 0, "max_failed_fraction": 0.3},
     "model": {"encoder_channels": [8, 16], "n_layers": 1, "d_model": 16, "d_state": 4, "chunk_size": 16,
               "expand": 2},

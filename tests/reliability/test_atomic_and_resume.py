@@ -199,7 +199,8 @@ def test_preprocess_killed_mid_write_resumes_and_matches_a_clean_run(tmp_path: P
     write_params(root)
     synth = load_params(root, overrides={
         "synth.seed": 2, "synth.patients": {"train": 0, "dev": 0, "eval": 2}, "synth.recordings_per_patient": 2,
-        "synth.min_duration_s": 30, "synth.max_duration_s": 60, "synth.broken_files": 0}).synth
+        "synth.min_duration_s": 30, "synth.max_duration_s": 60, "synth.broken_files": 0,
+        "synth.background_recordings": {"train": 0, "dev": 0, "eval": 0}}).synth
     generate_corpus(root / "corpus", synth, progress=False)
     process = run_script(PREPROCESS, {"root": str(root), "kill_on_write": 3}, cwd=root)
     process.wait(timeout=300)

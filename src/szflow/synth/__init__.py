@@ -2,13 +2,14 @@
 
 Modules, one concept each: `plan` (what the corpus holds), `channels` (geometry, signal lists),
 `noise` (spectrally shaped noise), `background`, `seizures`, `artifacts`, `recording` (one
-recording's signals), `writer` (EDF and annotation files), `broken` (deliberately damaged files),
-`corpus` (the whole tree).
+recording's signals), `variants` (the real-world forms a recording is written in), `writer` (EDF,
+EDF+D and annotation files), `broken` (deliberately damaged files), `corpus` (the whole tree).
 """
 
-from szflow.synth.corpus import BROKEN_LIST, generate_corpus
+from szflow.synth.corpus import BROKEN_LIST, generate_corpus, write_recording
 from szflow.synth.plan import CorpusPlan, RecordingSpec, make_plan
 from szflow.synth.recording import SimulatedRecording, simulate
+from szflow.synth.variants import VARIANT_KINDS, Variant, written_signals
 
-__all__ = ["BROKEN_LIST", "CorpusPlan", "RecordingSpec", "SimulatedRecording", "generate_corpus",
-           "make_plan", "simulate"]
+__all__ = ["BROKEN_LIST", "VARIANT_KINDS", "CorpusPlan", "RecordingSpec", "SimulatedRecording", "Variant",
+           "generate_corpus", "make_plan", "simulate", "write_recording", "written_signals"]

@@ -51,8 +51,8 @@ class SignalSpec:
     """One EDF signal: its label, rate, physical unit and how the simulator fills it."""
 
     label: str
-    kind: str  # "eeg" (referential scalp site), "ekg", "photic", "resp", "emg", "open", "slow"
-    site: str = ""  # scalp site for "eeg" signals
+    kind: str  # "eeg" (referential scalp site), "bipolar", "ekg", "photic", "resp", "emg", "open", "slow"
+    site: str = ""  # scalp site for "eeg" signals (for "bipolar": the site of the derivation's first electrode)
     rate: float = 250.0
     dimension: str = "uV"
 

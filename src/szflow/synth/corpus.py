@@ -15,7 +15,8 @@ from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
 from szflow.synth import broken
 from szflow.synth.plan import CorpusPlan, RecordingSpec, make_plan
-from szflow.synth.recording import simulate
+from szflow.synth.recording import SimulatedRecording, simulate
+from szflow.synth.variants import REFERENTIAL, written_signals
 from szflow.synth.writer import write_annotations, write_edf
 
 MARKER = "synth.json"
@@ -35,14 +36,24 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def write_recording(edf_path: str | Path, spec: RecordingSpec) -> SimulatedRecording:
+    """Simulate `spec` and write it at `edf_path` in its form (spec.variant), with its `.csv_bi` and
+    `.csv`. The same spec with another `variant` (dataclasses.replace) writes the same recording in
+    another form: e.g. referential and CHB-MIT bipolar, to compare what a detector makes of both."""
+    recording = simulate(spec)
+    specs, values = written_signals(spec.variant, spec.montage, spec.signals, recording.signals,
+                                    recording.extra_sites)
+    write_edf(edf_path, spec, values, signal_specs=specs)
+    write_annotations(edf_path, recording.annotation_bi(), recording.annotation_types())
+    return recording
+
+
 def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
     """Write one recording and its annotations; damage it if the plan says so (returns what was done)."""
-    recording = simulate(spec)
     edf_path = out / spec.relpath
-    write_edf(edf_path, spec, recording.signals)
+    recording = write_recording(edf_path, spec)
     bi, types = recording.annotation_bi(), recording.annotation_types()
     if spec.broken is None:
-        write_annotations(edf_path, bi, types)
         return None
     rng = np.random.default_rng(spec.stream(2))
     if spec.broken == "duration_mismatch":
@@ -50,7 +61,6 @@ def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
         types = dataclasses.replace(types, duration_s=bi.duration_s)
         write_annotations(edf_path, bi, types)
     else:
-        write_annotations(edf_path, bi, types)
         if spec.broken == "truncated":
             reason = broken.truncate(edf_path, rng)
         else:
@@ -60,12 +70,18 @@ def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
 
 def summarise(plan: CorpusPlan, broken_files: list[dict]) -> dict:
     summary: dict = {"seed": plan.seed, "recordings": {}, "patients": {}, "hours": {},
-                     "seizure_recordings": {}, "seizures": {}}
+                     "seizure_recordings": {}, "seizures": {}, "background_recordings": {},
+                     "background_hours": {}, "variants": {}}
     for split in SPLITS:
         specs = plan.split(split)
         summary["recordings"][split] = len(specs)
         summary["patients"][split] = len({s.subject for s in specs})
-        summary["hours"][split] = round(sum(s.duration_s for s in specs) / 3600.0, 3)
+        summary["hours"][split] = round(sum(s.recorded_s for s in specs) / 3600.0, 3)
+        background = [s for s in specs if s.background]
+        summary["background_recordings"][split] = len(background)
+        summary["background_hours"][split] = round(sum(s.recorded_s for s in background) / 3600.0, 3)
+        summary["variants"][split] = dict(sorted(Counter(s.variant.kind for s in specs
+                                                         if s.variant.kind != REFERENTIAL).items()))
         summary["seizure_recordings"][split] = sum(1 for s in specs if s.seizures)
         summary["seizures"][split] = sum(len(s.seizures) for s in specs)
     summary["seizure_types"] = dict(sorted(Counter(z.label for s in plan.recordings for z in s.seizures).items()))
@@ -75,14 +91,20 @@ def summarise(plan: CorpusPlan, broken_files: list[dict]) -> dict:
     return summary
 
 
-def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True) -> dict:
+def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True,
+                    splits: tuple[str, ...] = SPLITS) -> dict:
     """Write a synthetic TUSZ-layout corpus under `out` (edf/{train,dev,eval}/...); return a summary.
 
     The same config gives the same bytes. `out/broken_files.json` lists the deliberately broken
-    files with their reasons; `out/synth.json` holds the config and the summary.
+    files with their reasons; `out/synth.json` holds the config and the summary. `splits` writes
+    only those splits (each exactly as the whole corpus would hold it; the summary covers them).
     """
     out = Path(out)
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise SzflowError(f"unknown split(s) {sorted(unknown)}; use {list(SPLITS)}")
     plan = make_plan(config)
+    plan.recordings = [spec for spec in plan.recordings if spec.split in splits]
     _prepare(out)
     broken_files: list[dict] = []
     for spec in tqdm(plan.recordings, desc="synth", unit="rec", disable=not progress):

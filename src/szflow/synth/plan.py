@@ -2,9 +2,12 @@
 
 Everything random that decides *what* is in a split (and so what its annotations say) is drawn
 here from that split's own generator; the signals are drawn later from a per-recording generator
-keyed by split and position in the split. So a split depends only on the seed and its own
+keyed by split and position in the split. So a split depends only on its seed and its own
 settings: more (or fewer) training patients leave dev and eval byte for byte as they were, and a
-change to the training corpus never moves the benchmark.
+change to the training corpus never moves the benchmark. The eval split can be drawn from a seed
+of its own (`synth.eval_seed`) for independent eval draws. The long seizure-free background
+recordings and the real-world forms (szflow.synth.variants) have streams of their own too, so
+adding them leaves every other recording as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from szflow.config import SPLITS, SynthConfig
 from szflow.synth.channels import MONTAGES, SignalSpec, signal_list
+from szflow.synth.variants import VARIANT_KINDS, Variant, draw_variant
 
 RATES: tuple[float, ...] = (250.0, 256.0, 400.0, 512.0, 1000.0)
 # TUSZ is mostly 250 Hz; the high rates are rare (and the slowest to generate).
@@ -92,11 +96,19 @@ class RecordingSpec:
     traits: PatientTraits
     seizures: tuple[SeizureSpec, ...] = ()
     broken: str | None = None  # one of BROKEN_KINDS
-    split_position: int = 0  # position within its split: with `seed` and `split`, keys its generators
+    split_position: int = 0  # position within its split (or its background set): keys its generators
+    variant: Variant = field(default_factory=Variant)  # the form it is written in (szflow.synth.variants)
+    background: bool = False  # one of the split's long seizure-free background recordings
 
     def stream(self, purpose: int) -> np.random.SeedSequence:
         """Seed of this recording's generator for `purpose` (1: signals, 2: breaking the file)."""
-        return np.random.SeedSequence([self.seed, purpose, SPLITS.index(self.split), self.split_position])
+        keys = [self.seed, purpose, SPLITS.index(self.split), self.split_position]
+        return np.random.SeedSequence(keys + [1] if self.background else keys)
+
+    @property
+    def recorded_s(self) -> float:
+        """Seconds of EEG in the file: the duration less an EDF+D gap."""
+        return self.variant.recorded_s(self.duration_s)
 
     @property
     def bname(self) -> str:
@@ -233,12 +245,14 @@ def _seizures(rng: np.random.Generator, traits: PatientTraits, duration: float) 
 
 
 def _split_rng(config: SynthConfig, split: str, purpose: int, *keys: int) -> np.random.Generator:
-    """The generator of one split for `purpose` (0: the plan, 3: broken files), further keyed by `keys`."""
-    return np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED, purpose, SPLITS.index(split), *keys]))
+    """The generator of one split for `purpose` (0: the plan, 3: broken files, 4: variants,
+    5: background recordings), further keyed by `keys`."""
+    return np.random.default_rng(np.random.SeedSequence(
+        [config.split_seed(split), 0x5EED, purpose, SPLITS.index(split), *keys]))
 
 
 def make_plan(config: SynthConfig) -> CorpusPlan:
-    """Draw the whole corpus layout from `config.seed` (pure: no files, no clock)."""
+    """Draw the whole corpus layout from the config's seeds (pure: no files, no clock)."""
     plan = CorpusPlan(seed=config.seed)
     low = int(np.ceil(config.min_duration_s))
     high = max(int(np.floor(config.max_duration_s)), low)
@@ -271,7 +285,7 @@ def make_plan(config: SynthConfig) -> CorpusPlan:
                 token_count[k] = token + 1
                 duration = float(rng.integers(low, high + 1))
                 plan.recordings.append(RecordingSpec(
-                    seed=config.seed, index=len(plan.recordings), split=split, subject=subject, session=session, year=s_year,
+                    seed=config.split_seed(split), index=len(plan.recordings), split=split, subject=subject, session=session, year=s_year,
                     montage=montage, token=f"t{token:03d}", rate=rate, duration_s=duration,
                     start=start + dt.timedelta(seconds=int(token * (high + 60))),
                     signals=tuple(signal_list(rng, montage, rate)), traits=traits,
@@ -279,6 +293,10 @@ def make_plan(config: SynthConfig) -> CorpusPlan:
                 ))
         _assign_seizures(rng, plan, split, config.seizure_recording_fraction)
     _assign_broken(config, plan, config.broken_files)
+    for split in SPLITS:
+        _assign_variants(config, plan, split)
+    for split in SPLITS:
+        _add_background(config, plan, split, taken)
     return plan
 
 
@@ -320,3 +338,55 @@ def _assign_broken(config: SynthConfig, plan: CorpusPlan, count: int) -> None:
         chosen = pool[int(rng.integers(len(pool)))]
         used.add(chosen.index)
         _replace(plan, chosen.index, broken=BROKEN_KINDS[i % len(BROKEN_KINDS)])
+
+
+def _assign_variants(config: SynthConfig, plan: CorpusPlan, split: str) -> None:
+    """Give `variant_fractions` of the split's patient recordings a real-world form each (not the
+    broken files, whose damage is their point); the EDF+D gap prefers a recording with seizures."""
+    members = plan.split(split)
+    pool = [r.index for r in members if r.broken is None]
+    rng = _split_rng(config, split, 4)
+    # The EDF+D gap is the one form that may not fit a recording: it chooses first.
+    for kind in sorted(VARIANT_KINDS, key=lambda k: k != "discontinuous"):
+        count = round(getattr(config.variant_fractions, kind) * len(members))
+        if kind == "discontinuous":
+            with_seizures = [i for i in pool if plan.recordings[i].seizures]
+            without = [i for i in pool if not plan.recordings[i].seizures]
+            order = [*rng.permutation(with_seizures), *rng.permutation(without)]
+        else:
+            order = list(rng.permutation(pool))
+        given = 0
+        for index in order:
+            if given == count:
+                break
+            spec = plan.recordings[int(index)]
+            variant = draw_variant(rng, kind, spec.duration_s, [(z.start, z.stop) for z in spec.seizures])
+            if variant is None:
+                continue
+            _replace(plan, int(index), variant=variant)
+            pool.remove(int(index))
+            given += 1
+
+
+def _add_background(config: SynthConfig, plan: CorpusPlan, split: str, taken: set[str]) -> None:
+    """The split's long seizure-free recordings, one new patient each (a session of one recording)."""
+    count = getattr(config.background_recordings, split)
+    if count == 0:
+        return
+    rng = _split_rng(config, split, 5)
+    duration = float(round(config.background_duration_s))
+    for position in range(count):
+        # One recording's draws at a time: a recording does not move when more are added after it.
+        subject = _subjects(rng, 1, taken)[0]
+        traits = _traits(rng)
+        montage = str(rng.choice(list(MONTAGES), p=MONTAGE_WEIGHTS))
+        rate = float(rng.choice(RATES, p=RATE_WEIGHTS))
+        year = int(rng.integers(2002, 2016))
+        start = dt.datetime(year, int(rng.integers(1, 13)), int(rng.integers(1, 29)), int(rng.integers(7, 20)),
+                            int(rng.integers(0, 60)), int(rng.integers(0, 60)))
+        plan.recordings.append(RecordingSpec(
+            seed=config.split_seed(split), index=len(plan.recordings), split=split, subject=subject,
+            session=f"s{int(rng.integers(1, 4)):03d}", year=year, montage=montage, token="t000", rate=rate,
+            duration_s=duration, start=start, signals=tuple(signal_list(rng, montage, rate)), traits=traits,
+            split_position=position, background=True,
+        ))

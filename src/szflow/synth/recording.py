@@ -9,7 +9,7 @@ noise, a flat channel).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from szflow.synth.channels import SITE_INDEX, tcp_channels
 from szflow.synth.noise import band, pink, shaped_noise
 from szflow.synth.plan import RecordingSpec
 from szflow.synth.seizures import channel_events, render
+from szflow.synth.variants import own_site
 
 # Extra EEG inputs that are not one of the modelled sites carry a site's signal plus their own noise.
 _OWN_NOISE_UV = 3.0
@@ -31,6 +32,9 @@ class SimulatedRecording:
     spec: RecordingSpec
     signals: list[np.ndarray]  # float32 physical values, one per spec.signals entry
     artifacts: list[tuple[str, float, float]]  # (kind, start_s, stop_s) of what was added
+    # Referential signals of the sites the recording's form needs beyond its signal list
+    # (spec.variant.extra_sites(): FT9/FT10 of CHB-MIT), without electrode-level artifacts.
+    extra_sites: dict[str, np.ndarray] = field(default_factory=dict)
 
     def annotation_bi(self) -> Annotation:
         events = [Event(s.start, s.stop, "seiz") for s in self.spec.seizures]
@@ -84,6 +88,8 @@ def simulate(spec: RecordingSpec) -> SimulatedRecording:
         if not _is_electrode(s.label) and s.label.split()[-1].split("-")[0] != s.site:
             # SP1, C3P, LUC ...: a nearby input, not the modelled site itself.
             eeg[row] += _OWN_NOISE_UV * shaped_noise(rng, 1, n, fs, pink(1.5))[0]
+    listed = {own_site(s) for s in spec.signals}
+    extra_sites = {site: v[SITE_INDEX[site]] - reference for site in spec.variant.extra_sites() if site not in listed}
     del v
     names = [spec.signals[i].label for i in eeg_rows]
     spans += artifacts.electrode_pops(rng, eeg, fs, rate, names)
@@ -116,7 +122,7 @@ def simulate(spec: RecordingSpec) -> SimulatedRecording:
             signals.append(np.zeros(round(spec.duration_s * s.rate), dtype=np.float32))
         else:  # pragma: no cover - the plan only makes the kinds above
             raise ValueError(f"unknown signal kind {s.kind!r}")
-    return SimulatedRecording(spec=spec, signals=signals, artifacts=spans)
+    return SimulatedRecording(spec=spec, signals=signals, artifacts=spans, extra_sites=extra_sites)
 
 
 def _is_electrode(label: str) -> bool:
