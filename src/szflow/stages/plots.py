@@ -55,7 +55,7 @@ def run(params: Params, workdir: Path = Path(".")) -> dict:
     workdir = Path(workdir)
     tracks = _tracks(workdir)
     points = json.loads((workdir / layout.OPERATING_POINTS).read_text())
-    metrics = {split: json.loads((workdir / layout.split_metrics(split)).read_text()) for split in SPLITS}
+    metrics = {split: json.loads((workdir / layout.split_detail(split)).read_text()) for split in SPLITS}
     out = workdir / layout.PLOTS_DIR
     timelines = write_plots(out, workdir / layout.PLOTS_PNG_DIR, tracks, points, metrics,
                             _curve_files(workdir), params.eval.timeline_recordings)
