@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from szflow.evaluate import read_tracks
 from szflow.scoring import sweep_thresholds, tune_operating_points
 from szflow.scoring.intervals import fa_interval, subject_of
-
-import numpy as np
 
 CV_TARGETS = (40, 20, 10)
 CV_REPEATS = 6

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import numpy as np
-
 from timescoring import scoring as ts_scoring
 from timescoring.annotations import Annotation as TsAnnotation
 
