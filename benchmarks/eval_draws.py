@@ -98,8 +98,8 @@ def _interval(values) -> str:
 
 
 def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] | None]) -> str:
-    lines = ["| draw seed | target | certified on dev | dev FA interval | eval FA/24h (n, h) | within dev interval "
-             "| <= target | OVLP sens [95 %] | baseline sens | network > baseline |",
+    lines = [("| draw seed | target | certified on dev | dev FA interval | eval FA/24h (n, h) | within dev interval "
+             "| <= target | OVLP sens [95 %] | baseline sens | network > baseline |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     within_pairs: list[bool] = []
     within_all: list[bool] = []
@@ -130,8 +130,8 @@ def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] |
         lines.append(f"| {key} | {certified} | {mean:.2f} | {mean <= float(key)} |")
     share = f"{sum(within_pairs)}/{len(within_pairs)}" if within_pairs else "0/0 (no certified point)"
     lines += ["", f"(draw, certified point) pairs with eval FA within the dev interval: {share}",
-              f"(draw, point) pairs, certified or not, with eval FA within the dev interval: "
-              f"{sum(within_all)}/{len(within_all)}",
+              (f"(draw, point) pairs, certified or not, with eval FA within the dev interval: "
+              f"{sum(within_all)}/{len(within_all)}"),
               f"(draw, point) pairs with the network above the baseline: {sum(above_baseline)}/{len(above_baseline)}"]
     return "\n".join(lines)
 
