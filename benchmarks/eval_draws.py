@@ -29,7 +29,7 @@ import numpy as np
 
 from szflow import layout, synth
 from szflow.cache import build_cache
-from szflow.config import Params, load_params
+from szflow.config import Params, SynthConfig, load_params
 from szflow.evaluate import score_at_operating_points, split_tracks
 from szflow.operating_points import read_operating_points
 from szflow.scoring.intervals import fa_interval
@@ -40,36 +40,41 @@ from szflow.synth.plan import make_plan
 SPLIT = "eval"
 
 
-def generate_eval_split(out: Path, params: Params, seed: int) -> None:
-    """The eval split of the params' synthetic corpus drawn from `seed`, written under `out`.
+def generate_eval_split(out: Path, config: SynthConfig, seed: int) -> None:
+    """The eval split of the synthetic corpus `config` describes, drawn from `seed`, under `out`.
 
     Uses `szflow.synth.generate_split(out, config, split, seed)` where the package has it; otherwise
     draws the whole plan from `seed` (through `synth.eval_seed` when the config has it) and writes
     only its eval recordings (no deliberately broken files: they would only be skipped)."""
     generate = getattr(synth, "generate_split", None)
     if generate is not None:
-        generate(out, params.synth, SPLIT, seed)
+        generate(out, config, SPLIT, seed)
         return
-    fields = type(params.synth).model_fields
-    update = {"eval_seed": seed} if "eval_seed" in fields else {"seed": seed}
-    plan = make_plan(params.synth.model_copy(update=update))
+    update = {"eval_seed": seed} if "eval_seed" in type(config).model_fields else {"seed": seed}
+    plan = make_plan(config.model_copy(update=update))
     out.mkdir(parents=True, exist_ok=True)
     for spec in plan.split(SPLIT):
         if spec.broken is None:
             _write_recording(out, spec)
 
 
-def draw_scores(workdir: Path, params: Params, frozen: dict, seed: int, scratch: Path) -> dict:
+def draw_tracks(workdir: Path, params: Params, seed: int, scratch: Path, eval_patients: int | None):
+    """Network and baseline tracks of one eval draw, and the checkpoint step."""
     corpus = scratch / "corpus"
-    generate_eval_split(corpus, params, seed)
+    config = params.synth
+    if eval_patients is not None:
+        config = config.model_copy(update={"patients": {**config.patients, SPLIT: eval_patients}})
+    generate_eval_split(corpus, config, seed)
     drawn = load_params(workdir, overrides={"data.source": "synthetic", "data.root": str(corpus)})
     preprocess_corpus(drawn, scratch / "preprocess", progress=False)
     build_cache(scratch / "preprocess", scratch / "cache", splits=(SPLIT,), progress=False)
     tracks, base_tracks, checkpoint = split_tracks(drawn, scratch / "cache", SPLIT,
                                                    workdir / layout.BEST_CHECKPOINT,
                                                    workdir / layout.BASELINE_MODEL)
-    if int(frozen.get("checkpoint_step", -1)) != int(checkpoint.step):
-        sys.exit(f"{layout.OPERATING_POINTS} was tuned for another checkpoint step than {layout.BEST_CHECKPOINT}")
+    return tracks, base_tracks, int(checkpoint.step)
+
+
+def scores_at(tracks, base_tracks, frozen: dict) -> dict:
     return {"network": score_at_operating_points(tracks, frozen["detector"]),
             "baseline": score_at_operating_points(base_tracks, frozen["baseline"])}
 
@@ -144,17 +149,28 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the draws (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
     parser.add_argument("--json", type=Path, default=None, help="also write every draw's scores here")
+    parser.add_argument("--operating-points", type=Path, action="append", default=None,
+                        help="points file(s) to score on the same draws, e.g. the points before and after "
+                             "a change (default: <workdir>/models/operating_points.json)")
+    parser.add_argument("--eval-patients", type=int, default=None,
+                        help="patients per draw instead of synth.patients.eval (smaller, quicker draws)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     workdir = args.workdir.resolve()
     params = load_params(workdir)
-    frozen = read_operating_points(workdir / layout.OPERATING_POINTS)
+    files = args.operating_points or [workdir / layout.OPERATING_POINTS]
+    frozen = {path: read_operating_points(path) for path in files}
     root = Path(tempfile.mkdtemp(prefix="szflow_eval_draws_", dir=args.scratch))
-    draws: dict[int, dict] = {}
+    draws: dict[Path, dict[int, dict]] = {path: {} for path in files}
     try:
         for i in range(args.draws):
             seed = args.first_seed + i
-            draws[seed] = draw_scores(workdir, params, frozen, seed, root / f"draw_{seed}")
+            tracks, base_tracks, step = draw_tracks(workdir, params, seed, root / f"draw_{seed}",
+                                                    args.eval_patients)
+            for path, points in frozen.items():
+                if int(points.get("checkpoint_step", -1)) != step:
+                    sys.exit(f"{path} was tuned for another checkpoint step than {layout.BEST_CHECKPOINT} ({step})")
+                draws[path][seed] = scores_at(tracks, base_tracks, points)
             print(f"draw {seed} done", file=sys.stderr, flush=True)
             if not args.keep:
                 shutil.rmtree(root / f"draw_{seed}", ignore_errors=True)
@@ -162,9 +178,11 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     if args.json is not None:
-        args.json.write_text(json.dumps({str(k): v for k, v in draws.items()}, indent=1))
-    print(report(draws, frozen, dev_intervals(workdir, frozen)))
-
+        args.json.write_text(json.dumps({str(p): {str(k): v for k, v in d.items()} for p, d in draws.items()},
+                                        indent=1))
+    for path, points in frozen.items():
+        print(f"\n## {path}\n")
+        print(report(draws[path], points, dev_intervals(workdir, points)))
 
 if __name__ == "__main__":
     main()
