@@ -16,7 +16,9 @@ from szflow.scoring import ProbabilityTrack, RecordingEvents, score_corpus, tune
 from szflow.scoring.intervals import (
     BOOTSTRAP_RESAMPLES,
     bootstrap_ratio_interval,
+    certification_hours,
     fa_interval,
+    format_certification_hours,
     hours_to_certify,
     poisson_count_interval,
     subject_of,
@@ -166,3 +168,11 @@ def test_headline_is_small_and_names_its_averaging():
                           "szcore_event_f1_subject_mean_fa10", "baseline_fa10"}
     assert set(small["fa10"]) == {"certified", "ovlp_sens_pooled", "ovlp_sens_lo", "ovlp_sens_hi",
                                   "ovlp_fa_per_24h", "ovlp_fa_lo", "ovlp_fa_hi"}
+
+
+def test_certification_hours_compare_the_split_with_what_each_target_needs():
+    table = certification_hours({"dev": 20.0, "eval": 100.0}, [10, 1])
+    assert table["dev"]["10"]["enough"] and not table["dev"]["1"]["enough"]
+    assert table["eval"]["1"]["enough"]
+    assert table["dev"]["1"]["hours_needed"] == pytest.approx(hours_to_certify(1.0))
+    assert "1/24h needs 88.5 h (too few)" in format_certification_hours(table)

@@ -99,3 +99,29 @@ def bootstrap_ratio_interval(numerators: Sequence[float], denominators: Sequence
     ratios = n[d > 0] / d[d > 0]
     alpha = 1.0 - confidence
     return [float(np.quantile(ratios, alpha / 2)), float(np.quantile(ratios, 1 - alpha / 2))]
+
+
+def certification_hours(split_hours: dict[str, float], targets_fa_per_24h: Sequence[float],
+                        confidence: float = CONFIDENCE) -> dict[str, dict[str, dict]]:
+    """Per split and target: the hours certifying the target takes (with no false alarm at all),
+    the hours the split has, and whether they suffice. {split: {'10': {...}}}."""
+    out: dict[str, dict[str, dict]] = {}
+    for split, hours in split_hours.items():
+        out[split] = {}
+        for target in targets_fa_per_24h:
+            needed = hours_to_certify(float(target), confidence)
+            out[split][f"{float(target):g}"] = {"hours_needed": needed, "hours": float(hours),
+                                                "enough": float(hours) >= needed}
+    return out
+
+
+def format_certification_hours(table: dict[str, dict[str, dict]]) -> str:
+    """Lines saying, per split, which false-alarm targets its hours can certify."""
+    lines = [(f"hours to certify a false-alarm target ({CONFIDENCE:.0%} upper bound at or below it, "
+             "even with no false alarm at all):")]
+    for split, targets in table.items():
+        cells = [f"{key}/24h needs {row['hours_needed']:.1f} h ({'ok' if row['enough'] else 'too few'})"
+                 for key, row in targets.items()]
+        hours = next(iter(targets.values()))["hours"] if targets else 0.0
+        lines.append(f"  {split} ({hours:.1f} h): " + "; ".join(cells))
+    return "\n".join(lines)
