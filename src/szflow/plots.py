@@ -137,11 +137,13 @@ def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
             # Operating points that land on the same spot share one label ("10/5").
             labels: dict[tuple[float, float], list[str]] = {}
             for r in marks:
-                labels.setdefault((r["fa_per_24h"], r["sensitivity"]), []).append(str(r["target_fa_per_24h"]))
+                # An asterisk: dev could not certify the point (docs/metrics.md).
+                name = str(r["target_fa_per_24h"]) + ("" if r.get("certified", True) else "*")
+                labels.setdefault((r["fa_per_24h"], r["sensitivity"]), []).append(name)
             for (x, y), names in labels.items():
                 ax.annotate("/".join(names), (x, y), textcoords="offset points", xytext=(5, -11), fontsize=8)
         ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(f"FROC on {split} (OVLP)")
+        ax.set_title(f"FROC on {split} (OVLP; bars: 95 % intervals; *: not certified)")
         ax.set_xlabel("false alarms per 24 h")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("sensitivity")
