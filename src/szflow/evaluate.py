@@ -155,10 +155,14 @@ def _rounded(value, digits: int = 4):
 
 def headline(report: dict) -> dict:
     """metrics/<split>.json: the few numbers to compare experiments by (`dvc exp show`), each key
-    naming its averaging. Per operating point: whether dev certified it, OVLP sensitivity pooled
+    naming its averaging. `sens_*` and `fa_*` are NEDC OVLP. Per operating point: whether dev certified it, OVLP sensitivity pooled
     over recordings with its patient-bootstrap 95 % interval, OVLP FA/24h with its exact Poisson
     95 % interval; SzCORE event F1 pooled and subject-mean, and the baseline's OVLP, at the
-    loosest point. Everything else is in metrics/detail/<split>.json."""
+    loosest point. Everything else is in metrics/detail/<split>.json.
+
+    The numbers sit under the split's name ({"eval": {...}}): dev and eval then have different key
+    paths, and `dvc exp show` names a column by its key alone ('eval.fa10.ovlp_sens_pooled')
+    instead of prefixing the file's path to keys the two files share."""
     points = report["operating_points"]
     out: dict = {"auroc": _rounded(report["auroc"])}
     for key, scores in points.items():
@@ -167,19 +171,19 @@ def headline(report: dict) -> dict:
         fa_ci = ovlp["fa_per_24h_interval"]
         out[f"fa{key}"] = {
             "certified": scores["certification"]["certified"],
-            "ovlp_sens_pooled": _rounded(ovlp["sensitivity"]),
-            "ovlp_sens_lo": _rounded(sens_ci[0]),
-            "ovlp_sens_hi": _rounded(sens_ci[1]),
-            "ovlp_fa_per_24h": _rounded(ovlp["fa_per_24h"], 2),
-            "ovlp_fa_lo": _rounded(fa_ci[0], 2),
-            "ovlp_fa_hi": _rounded(fa_ci[1], 2),
+            "sens_pooled": _rounded(ovlp["sensitivity"]),
+            "sens_lo": _rounded(sens_ci[0]),
+            "sens_hi": _rounded(sens_ci[1]),
+            "fa_24h": _rounded(ovlp["fa_per_24h"], 2),
+            "fa_lo": _rounded(fa_ci[0], 2),
+            "fa_hi": _rounded(fa_ci[1], 2),
         }
     loosest = max(points, key=float)
-    out[f"szcore_event_f1_pooled_fa{loosest}"] = _rounded(points[loosest]["szcore_event"]["f1"])
-    out[f"szcore_event_f1_subject_mean_fa{loosest}"] = _rounded(
+    out[f"szcore_f1_pooled_fa{loosest}"] = _rounded(points[loosest]["szcore_event"]["f1"])
+    out[f"szcore_f1_subject_mean_fa{loosest}"] = _rounded(
         points[loosest]["szcore_event_subject_mean"]["f1"])
     base = report["baseline"]["operating_points"].get(loosest)
     if base is not None:
-        out[f"baseline_fa{loosest}"] = {"ovlp_sens_pooled": _rounded(base["ovlp"]["sensitivity"]),
-                                        "ovlp_fa_per_24h": _rounded(base["ovlp"]["fa_per_24h"], 2)}
-    return out
+        out[f"baseline_fa{loosest}"] = {"sens_pooled": _rounded(base["ovlp"]["sensitivity"]),
+                                        "fa_24h": _rounded(base["ovlp"]["fa_per_24h"], 2)}
+    return {report["split"]: out}
