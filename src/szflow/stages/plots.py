@@ -1,7 +1,7 @@
 """Stage `plots`: data files for `dvc plots show` and PNGs, from the dev and eval predictions, their
 metrics, the operating points and the training curves (szflow.plots draws them).
 
-Reads predictions/{dev,eval}/{tracks,baseline_tracks}.npz, metrics/{dev,eval}.json,
+Reads predictions/{dev,eval}/{tracks,baseline_tracks}.npz, metrics/detail/{dev,eval}.json,
 models/operating_points.json and metrics/train_curves; for the eval review page also models/best.pt
 (provenance) and the eval EDFs of the corpus. Writes plots/ (csv files, png/, the offline HTML
 template, and review_eval.html: `szflow review` of a few eval recordings).
