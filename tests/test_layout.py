@@ -45,7 +45,7 @@ def _layout_paths() -> set[str]:
     paths = {value.as_posix() for value in vars(layout).values() if isinstance(value, Path)}
     for split in SPLITS:
         paths |= {layout.cache_split_dir(split).as_posix(), layout.predictions_dir(split).as_posix(),
-                  layout.split_metrics(split).as_posix()}
+                  layout.split_metrics(split).as_posix(), layout.split_detail(split).as_posix()}
     return paths
 
 

@@ -18,6 +18,7 @@ from szflow.model import describe_model
 from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
 from szflow.review import review_edfs, review_split, write_review
 from szflow.scoring import format_score_table, score_folders
+from szflow.scoring.intervals import certification_hours, format_certification_hours
 from szflow.synth import generate_corpus
 
 app = typer.Typer(help="szflow: EEG seizure detection workflow (TUSZ, SzCORE), tracked by DVC.",
@@ -76,13 +77,19 @@ def synth(
 def corpus_summary(
     root: Path = typer.Argument(..., help="Corpus folder (or the folder holding the split folders)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    targets: list[float] = typer.Option([10.0, 5.0, 2.5, 1.0], "--target",
+                                        help="False alarms per 24 h to check the hours against (repeatable)."),
 ) -> None:
-    """Per split: patients, recordings, hours, seizures, montages, rates, failed files."""
+    """Per split: patients, recordings, hours, seizures, montages, rates, failed files, and the
+    hours each false-alarm target needs to be certified against the hours the split has."""
     try:
         summary = summarise_corpus(root)
     except SzflowError as exc:
         _fail(exc)
-    typer.echo(json.dumps(summary) if as_json else format_summary(summary))
+    hours = {name: split["hours"] for name, split in summary["splits"].items()}
+    summary["certification"] = certification_hours(hours, targets)
+    typer.echo(json.dumps(summary) if as_json else
+               format_summary(summary) + "\n\n" + format_certification_hours(summary["certification"]))
 
 
 @model_app.command("summary")

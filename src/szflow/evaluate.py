@@ -67,12 +67,30 @@ def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict
     for key, point in operating_points.items():
         scores = score_corpus(_events_for(tracks, point))
         scores["settings"] = {name: point[name] for name in SETTINGS_KEYS}
+        scores["certification"] = certification(key, point)
         result["operating_points"][key] = scores
     return result
 
 
+def certification(key: str, point: dict) -> dict:
+    """What dev promised for a frozen point: the target, whether dev certified it (the upper end of
+    its dev FA interval at or below the target), that interval, and the hours dev scored and the
+    hours certifying the target takes. A file from before certification says certified: false."""
+    return {
+        "target_fa_per_24h": float(key),
+        "certified": bool(point.get("certified", False)),
+        "dev_fa_per_24h": point.get("fa_per_24h"),
+        "dev_fa_per_24h_interval": point.get("fa_per_24h_interval"),
+        "dev_hours": point.get("hours_scored"),
+        "hours_needed": point.get("hours_needed"),
+    }
+
+
 def tune(params: Params, tracks) -> dict[str, dict]:
-    points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, **params.eval.tuning_grid())
+    """Operating points tuned on `tracks`, each certified only when its FA upper bound meets the
+    target (`tune_operating_points(..., certify=True)`)."""
+    points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, certify=True,
+                                   **params.eval.tuning_grid())
     return {target_key(float(key)): value for key, value in points.items()}
 
 
@@ -129,3 +147,43 @@ def split_report(split: str, tracks, base_tracks, points: dict, base_points: dic
         **network,
         "baseline": baseline,
     }
+
+
+def _rounded(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def headline(report: dict) -> dict:
+    """metrics/<split>.json: the few numbers to compare experiments by (`dvc exp show`), each key
+    naming its averaging. `sens_*` and `fa_*` are NEDC OVLP. Per operating point: whether dev certified it, OVLP sensitivity pooled
+    over recordings with its patient-bootstrap 95 % interval, OVLP FA/24h with its exact Poisson
+    95 % interval; SzCORE event F1 pooled and subject-mean, and the baseline's OVLP, at the
+    loosest point. Everything else is in metrics/detail/<split>.json.
+
+    The numbers sit under the split's name ({"eval": {...}}): dev and eval then have different key
+    paths, and `dvc exp show` names a column by its key alone ('eval.fa10.ovlp_sens_pooled')
+    instead of prefixing the file's path to keys the two files share."""
+    points = report["operating_points"]
+    out: dict = {"auroc": _rounded(report["auroc"])}
+    for key, scores in points.items():
+        ovlp = scores["ovlp"]
+        sens_ci = ovlp.get("sensitivity_interval") or [None, None]
+        fa_ci = ovlp["fa_per_24h_interval"]
+        out[f"fa{key}"] = {
+            "certified": scores["certification"]["certified"],
+            "sens_pooled": _rounded(ovlp["sensitivity"]),
+            "sens_lo": _rounded(sens_ci[0]),
+            "sens_hi": _rounded(sens_ci[1]),
+            "fa_24h": _rounded(ovlp["fa_per_24h"], 2),
+            "fa_lo": _rounded(fa_ci[0], 2),
+            "fa_hi": _rounded(fa_ci[1], 2),
+        }
+    loosest = max(points, key=float)
+    out[f"szcore_f1_pooled_fa{loosest}"] = _rounded(points[loosest]["szcore_event"]["f1"])
+    out[f"szcore_f1_subject_mean_fa{loosest}"] = _rounded(
+        points[loosest]["szcore_event_subject_mean"]["f1"])
+    base = report["baseline"]["operating_points"].get(loosest)
+    if base is not None:
+        out[f"baseline_fa{loosest}"] = {"sens_pooled": _rounded(base["ovlp"]["sensitivity"]),
+                                        "fa_24h": _rounded(base["ovlp"]["fa_per_24h"], 2)}
+    return {report["split"]: out}

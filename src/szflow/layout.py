@@ -50,5 +50,11 @@ def predictions_dir(split: str) -> Path:
 
 
 def split_metrics(split: str) -> Path:
-    """metrics/dev.json, metrics/eval.json."""
+    """metrics/dev.json, metrics/eval.json: the headline numbers, the DVC metrics of the split."""
     return METRICS_DIR / f"{split}.json"
+
+
+def split_detail(split: str) -> Path:
+    """metrics/detail/dev.json, metrics/detail/eval.json: every score of the split (a tracked output,
+    not a DVC metric, so `dvc exp show` stays readable)."""
+    return METRICS_DIR / "detail" / f"{split}.json"

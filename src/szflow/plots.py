@@ -57,11 +57,23 @@ def operating_point_rows(metrics: dict[str, dict]) -> list[dict]:
     for split in SPLITS:
         for detector, block in (("network", metrics[split]), ("baseline", metrics[split]["baseline"])):
             for key, scores in block["operating_points"].items():
+                ovlp = scores["ovlp"]
+                fa_lo, fa_hi = ovlp.get("fa_per_24h_interval") or (None, None)
+                sens_lo, sens_hi = ovlp.get("sensitivity_interval") or (None, None)
                 rows.append({"split": split, "detector": detector, "curve": f"{split} {detector}",
                              "target_fa_per_24h": key,
-                             "fa_per_24h": round(scores["ovlp"]["fa_per_24h"], 4),
-                             "sensitivity": round(scores["ovlp"]["sensitivity"], 4)})
+                             "certified": bool(scores.get("certification", {}).get("certified", False)),
+                             "fa_per_24h": round(ovlp["fa_per_24h"], 4),
+                             "sensitivity": round(ovlp["sensitivity"], 4),
+                             # 95 % intervals (szflow.scoring.intervals): exact Poisson, patient bootstrap.
+                             "fa_per_24h_low": _round_or_none(fa_lo), "fa_per_24h_high": _round_or_none(fa_hi),
+                             "sensitivity_low": _round_or_none(sens_lo),
+                             "sensitivity_high": _round_or_none(sens_hi)})
     return rows
+
+
+def _round_or_none(value) -> float | None:
+    return None if value is None else round(float(value), 4)
 
 
 def curve_rows(tracks: dict) -> tuple[list[dict], list[dict]]:
@@ -94,6 +106,18 @@ def _save_png(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _error_bars(ax, marks: list[dict]) -> None:
+    """95 % intervals of the operating points: FA/24h (exact Poisson) across, sensitivity (patient
+    bootstrap) up and down."""
+    for r in marks:
+        x, y = r["fa_per_24h"], r["sensitivity"]
+        xerr = None if r.get("fa_per_24h_low") is None else [[x - r["fa_per_24h_low"]], [r["fa_per_24h_high"] - x]]
+        yerr = None if r.get("sensitivity_low") is None else [[y - r["sensitivity_low"]],
+                                                               [r["sensitivity_high"] - y]]
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.4", elinewidth=0.8, capsize=2,
+                    zorder=2)
+
+
 def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -106,17 +130,20 @@ def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
             ax.plot([r["fa_per_24h"] for r in rows], [r["sensitivity"] for r in rows], style,
                     marker=".", label=detector)
             marks = [r for r in ops if r["split"] == split and r["detector"] == detector]
+            _error_bars(ax, marks)
             ax.scatter([r["fa_per_24h"] for r in marks], [r["sensitivity"] for r in marks], s=60,
                        marker="o" if detector == "network" else "s", edgecolor="k", zorder=3,
                        label=f"{detector} operating points")
             # Operating points that land on the same spot share one label ("10/5").
             labels: dict[tuple[float, float], list[str]] = {}
             for r in marks:
-                labels.setdefault((r["fa_per_24h"], r["sensitivity"]), []).append(str(r["target_fa_per_24h"]))
+                # An asterisk: dev could not certify the point (docs/metrics.md).
+                name = str(r["target_fa_per_24h"]) + ("" if r.get("certified", True) else "*")
+                labels.setdefault((r["fa_per_24h"], r["sensitivity"]), []).append(name)
             for (x, y), names in labels.items():
                 ax.annotate("/".join(names), (x, y), textcoords="offset points", xytext=(5, -11), fontsize=8)
         ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(f"FROC on {split} (OVLP)")
+        ax.set_title(f"FROC on {split} (OVLP; bars: 95 % intervals; *: not certified)")
         ax.set_xlabel("false alarms per 24 h")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("sensitivity")

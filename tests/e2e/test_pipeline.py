@@ -35,7 +35,8 @@ def hardware_profile(project: Path, hw: str) -> Iterator[None]:
 
 def test_repro_leaves_every_output(project: Path):
     for path in ("models/best.pt", "models/last.pt", "models/baseline.json", "models/operating_points.json",
-                 "metrics/train.json", "metrics/dev.json", "metrics/eval.json", "data/preprocess/report.csv",
+                 "metrics/train.json", "metrics/dev.json", "metrics/eval.json", "metrics/detail/dev.json",
+                 "metrics/detail/eval.json", "data/preprocess/report.csv",
                  "plots/png/froc.png", "plots/froc_eval_network.csv", "plots/dvc_plots_template.html",
                  "plots/review_eval.html", "dvc.lock"):
         assert (project / path).exists(), path
@@ -46,7 +47,10 @@ def test_repro_leaves_every_output(project: Path):
 
 
 def test_metrics_are_sane(project: Path):
-    metrics = json.loads((project / "metrics" / "eval.json").read_text())
+    headline = json.loads((project / "metrics" / "eval.json").read_text())["eval"]
+    assert {"auroc", "fa10", "fa5", "fa2.5", "fa1", "szcore_f1_pooled_fa10"} <= set(headline)
+    assert isinstance(headline["fa10"]["certified"], bool)
+    metrics = json.loads((project / "metrics" / "detail" / "eval.json").read_text())
     assert metrics["split"] == "eval" and metrics["recordings"] > 0
     assert 0.0 <= metrics["auroc"] <= 1.0
     assert set(metrics["operating_points"]) == {"10", "5", "2.5", "1"}
@@ -54,6 +58,8 @@ def test_metrics_are_sane(project: Path):
         for scorer in ("ovlp", "taes", "szcore_event", "szcore_sample"):
             assert 0.0 <= point[scorer]["sensitivity"] <= 1.0
             assert point[scorer]["fa_per_24h"] >= 0.0
+        low, high = point["ovlp"]["fa_per_24h_interval"]
+        assert low <= point["ovlp"]["fa_per_24h"] <= high
     assert "operating_points" in metrics["baseline"]
     frozen = json.loads((project / "models" / "operating_points.json").read_text())
     for key, point in metrics["operating_points"].items():

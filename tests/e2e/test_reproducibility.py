@@ -34,7 +34,8 @@ def _state_digest(checkpoint: Path) -> str:
 def test_two_experiments_with_the_same_params_give_identical_results(tmp_path: Path, make_project, run):
     first = _experiment(tmp_path / "first", make_project, run)
     second = _experiment(tmp_path / "second", make_project, run)
-    for name in ("metrics/eval.json", "metrics/dev.json", "models/operating_points.json"):
+    for name in ("metrics/eval.json", "metrics/dev.json", "metrics/detail/eval.json", "metrics/detail/dev.json",
+                 "models/operating_points.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert _state_digest(first / "models" / "best.pt") == _state_digest(second / "models" / "best.pt")
     # Byte-identical too, so DVC sees the same dependency downstream of train.

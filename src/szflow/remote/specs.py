@@ -91,7 +91,8 @@ GPU_STAGES: dict[str, StageSpec] = {
         name="dev",
         function="szflow.stages.dev:run",
         inputs=_posix(layout.cache_split_dir("dev"), layout.BEST_CHECKPOINT, layout.BASELINE_MODEL),
-        outputs=_posix(layout.predictions_dir("dev"), layout.split_metrics("dev"), layout.OPERATING_POINTS),
+        outputs=_posix(layout.predictions_dir("dev"), layout.split_metrics("dev"), layout.split_detail("dev"),
+                       layout.OPERATING_POINTS),
         description="predict dev, tune post-processing operating points",
     ),
     "eval": StageSpec(
@@ -99,7 +100,7 @@ GPU_STAGES: dict[str, StageSpec] = {
         function="szflow.stages.eval:run",
         inputs=_posix(layout.cache_split_dir("eval"), layout.BEST_CHECKPOINT, layout.BASELINE_MODEL,
                       layout.OPERATING_POINTS),
-        outputs=_posix(layout.predictions_dir("eval"), layout.split_metrics("eval")),
+        outputs=_posix(layout.predictions_dir("eval"), layout.split_metrics("eval"), layout.split_detail("eval")),
         description="predict eval with the frozen dev operating points, score",
     ),
 }

@@ -28,6 +28,7 @@ from szflow.postprocess import (
     smooth_probabilities,
 )
 from szflow.scoring.events import SECONDS_PER_DAY, clean_intervals
+from szflow.scoring.intervals import CONFIDENCE, certifies, fa_interval, hours_to_certify
 from szflow.scoring.nedc import _union, ovlp_arrays
 
 # Frames per block when laying tracks end to end (~35 h at 4 Hz): bounds the temporary arrays.
@@ -221,6 +222,8 @@ def tune_operating_points(
     min_duration_grid_s: Sequence[float] = (0.0,),
     merge_gap_grid_s: Sequence[float] = (0.0,),
     hysteresis_low_grid: Sequence[float | None] = (None,),
+    certify: bool = False,
+    confidence: float = CONFIDENCE,
 ) -> dict[str, dict]:
     """For each FA/24h target, the grid setting with the highest OVLP sensitivity whose FA/24h is
     <= the target on these tracks; ties go to the lower FA/24h, then to the first in grid order
@@ -232,6 +235,13 @@ def tune_operating_points(
     merge_gap_s, sensitivity, fa_per_24h, tp, fp, fn, target_fa_per_24h and `feasible`. When no
     setting meets a target, the one with the lowest FA/24h (then highest sensitivity) is returned
     with feasible = False, so a caller can see it rather than get a silently wrong point.
+
+    With `certify`, a setting qualifies only when the upper end of its exact Poisson FA interval
+    (`confidence`) is at or below the target, not its observed rate (`szflow.scoring.intervals`):
+    the point then keeps its promise on new data of the same kind. Each point also gets `certified`,
+    `fa_per_24h_interval`, `hours_scored` and `hours_needed` (the hours without a single false alarm
+    that certifying the target takes). When nothing qualifies, the point is the setting with the
+    fewest false alarms (then the highest sensitivity), marked certified = False.
     """
     corpus = _Corpus(tracks)
     unique, _ = _sorted_thresholds(threshold_grid)
@@ -257,14 +267,26 @@ def tune_operating_points(
                             "min_duration_s": float(min_duration_s), "merge_gap_s": float(merge_gap_s),
                             **_ovlp_row(corpus, events),
                         })
+    duration = corpus.total_duration
     result: dict[str, dict] = {}
     for target in targets_fa_per_24h:
         target = float(target)
-        # A relative 1e-12 keeps FP / duration x 86,400 float noise from failing an exact hit.
-        feasible = [c for c in candidates if c["fa_per_24h"] <= target * (1 + 1e-12)]
+        if certify:
+            feasible = [c for c in candidates if certifies(c["fp"], duration, target, confidence)]
+        else:
+            # A relative 1e-12 keeps FP / duration x 86,400 float noise from failing an exact hit.
+            feasible = [c for c in candidates if c["fa_per_24h"] <= target * (1 + 1e-12)]
         if feasible:
             best = max(feasible, key=lambda c: (c["sensitivity"], -c["fa_per_24h"]))
         else:
             best = min(candidates, key=lambda c: (c["fa_per_24h"], -c["sensitivity"]))
-        result[target_key(target)] = {**best, "target_fa_per_24h": target, "feasible": bool(feasible)}
+        point = {**best, "target_fa_per_24h": target, "feasible": bool(feasible)}
+        if certify:
+            point.update({
+                "certified": bool(feasible),
+                "fa_per_24h_interval": fa_interval(best["fp"], duration, confidence),
+                "hours_scored": duration / 3600.0,
+                "hours_needed": hours_to_certify(target, confidence),
+            })
+        result[target_key(target)] = point
     return result

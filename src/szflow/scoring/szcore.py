@@ -30,12 +30,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
+import numpy as np
 from timescoring import scoring as ts_scoring
 from timescoring.annotations import Annotation as TsAnnotation
 
 from szflow.errors import SzflowError
 from szflow.scoring.events import PreparedRecording, ensure_prepared, fa_per_24h, total_duration
+
+# Written into every result: 0.0.7 changed F1 when a subject has no detections, and published
+# SzCORE F1 values moved with it (pyproject.toml pins it).
+TIMESCORING_VERSION = version("timescoring")
 
 # timescoring's EventScoring works at a hard-coded 10 Hz.
 _EVENT_FS = 10
@@ -205,3 +211,37 @@ def score_szcore(recordings, *, fs: int = 1, params: SzcoreParams = SZCORE,
     ev, sa = _counts(recs, fs, params, per_file, event=True, sample=True)
     duration = total_duration(recs)
     return _result(*ev, duration), {**_result(*sa, duration), "fs": fs}
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _subject_ratios(ref_true: int, tp: int, fp: int) -> tuple[float, float, float]:
+    """timescoring 0.0.7's sensitivity, precision and F1 (NaN where it gives NaN)."""
+    sensitivity = tp / ref_true if ref_true > 0 else math.nan
+    precision = tp / (tp + fp) if tp + fp > 0 else math.nan
+    f1 = math.nan if ref_true + fp == 0 else 2 * tp / (2 * tp + fp + (ref_true - tp))
+    return sensitivity, precision, f1
+
+
+def score_szcore_event_per_subject(subjects: dict[str, list], *, params: SzcoreParams = SZCORE) -> dict:
+    """SzCORE event scores averaged per subject, as the SzCORE benchmark reports them: each
+    subject's counts are summed over its recordings, its sensitivity, precision, F1 and FA/24h
+    computed as timescoring does, and each score averaged over the subjects where it is defined
+    (NaN-mean; None when it is defined for none). `subjects`: {subject: its recordings}."""
+    rows = []
+    for recs in subjects.values():
+        recs = ensure_prepared(recs)
+        ev, _ = _counts(recs, 1, params, False, event=True, sample=False)
+        duration = total_duration(recs)
+        rows.append((*_subject_ratios(*ev), fa_per_24h(ev[2], duration)))
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+    def mean(column: int) -> float | None:
+        values = table[:, column]
+        values = values[~np.isnan(values)]
+        return _nan_to_none(float(values.mean())) if values.size else None
+
+    return {"subjects": len(rows), "sensitivity": mean(0), "precision": mean(1), "f1": mean(2),
+            "fa_per_24h": mean(3)}

@@ -2,7 +2,8 @@
 for each target false-alarm rate, freeze the result.
 
 Reads data/cache/dev, models/best.pt, models/baseline.json. Writes models/operating_points.json,
-predictions/dev (tracks.npz, baseline_tracks.npz, fa<target>/{csv_bi,tsv}/...) and metrics/dev.json.
+predictions/dev (tracks.npz, baseline_tracks.npz, fa<target>/{csv_bi,tsv}/...), metrics/dev.json (headline)
+and metrics/detail/dev.json (every score).
 A GPU stage: `main()` goes through the profile's executor, which calls `run` here or on Modal.
 """
 

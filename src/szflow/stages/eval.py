@@ -2,7 +2,8 @@
 tuned on eval).
 
 Reads data/cache/eval, models/best.pt, models/baseline.json, models/operating_points.json. Writes
-predictions/eval (tracks.npz, baseline_tracks.npz, fa<target>/{csv_bi,tsv}/...) and metrics/eval.json.
+predictions/eval (tracks.npz, baseline_tracks.npz, fa<target>/{csv_bi,tsv}/...), metrics/eval.json
+(headline) and metrics/detail/eval.json (every score).
 A GPU stage: `main()` goes through the profile's executor, which calls `run` here or on Modal.
 """
 

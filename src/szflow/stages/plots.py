@@ -1,7 +1,7 @@
 """Stage `plots`: data files for `dvc plots show` and PNGs, from the dev and eval predictions, their
 metrics, the operating points and the training curves (szflow.plots draws them).
 
-Reads predictions/{dev,eval}/{tracks,baseline_tracks}.npz, metrics/{dev,eval}.json,
+Reads predictions/{dev,eval}/{tracks,baseline_tracks}.npz, metrics/detail/{dev,eval}.json,
 models/operating_points.json and metrics/train_curves; for the eval review page also models/best.pt
 (provenance) and the eval EDFs of the corpus. Writes plots/ (csv files, png/, the offline HTML
 template, and review_eval.html: `szflow review` of a few eval recordings).
@@ -55,7 +55,7 @@ def run(params: Params, workdir: Path = Path(".")) -> dict:
     workdir = Path(workdir)
     tracks = _tracks(workdir)
     points = json.loads((workdir / layout.OPERATING_POINTS).read_text())
-    metrics = {split: json.loads((workdir / layout.split_metrics(split)).read_text()) for split in SPLITS}
+    metrics = {split: json.loads((workdir / layout.split_detail(split)).read_text()) for split in SPLITS}
     out = workdir / layout.PLOTS_DIR
     timelines = write_plots(out, workdir / layout.PLOTS_PNG_DIR, tracks, points, metrics,
                             _curve_files(workdir), params.eval.timeline_recordings)

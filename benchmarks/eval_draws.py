@@ -1,0 +1,188 @@
+"""Do the dev-certified operating points keep their promise on new eval data? Independent eval draws.
+
+    python benchmarks/eval_draws.py [--workdir .] [--draws 5] [--first-seed 1001] [--scratch DIR]
+
+For each draw, a new synthetic eval split (the params' synth config, the eval split drawn from seed
+`first-seed + i`) is written, preprocessed and cached in a scratch folder, predicted with the
+trained model (`<workdir>/models/best.pt`, the baseline `models/baseline.json`) and scored at the
+points frozen on dev (`models/operating_points.json`); nothing is tuned. It prints, per draw and
+point, the eval FA/24h (false alarms, hours), whether it lies within the FA interval dev stated for
+the point and at or below the target, the OVLP sensitivity with its interval, and the baseline's
+sensitivity at the same point; then per point the mean FA/24h over the draws against the target,
+and the fraction of (draw, point) pairs of certified points whose FA lies within dev's interval.
+
+Cost: each draw is a full eval split (~19 h of EEG at the default params): synthesis, preprocessing
+and inference, minutes per draw on a CPU. `--keep` keeps the scratch folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from szflow import layout, synth
+from szflow.cache import build_cache
+from szflow.config import Params, SynthConfig, load_params
+from szflow.evaluate import score_at_operating_points, split_tracks
+from szflow.operating_points import read_operating_points
+from szflow.scoring.intervals import fa_interval
+from szflow.stages.preprocess import preprocess_corpus
+from szflow.synth.corpus import _write_recording
+from szflow.synth.plan import make_plan
+
+SPLIT = "eval"
+
+
+def generate_eval_split(out: Path, config: SynthConfig, seed: int) -> None:
+    """The eval split of the synthetic corpus `config` describes, drawn from `seed`, under `out`.
+
+    Uses `szflow.synth.generate_split(out, config, split, seed)` where the package has it; otherwise
+    draws the whole plan from `seed` (through `synth.eval_seed` when the config has it) and writes
+    only its eval recordings (no deliberately broken files: they would only be skipped)."""
+    generate = getattr(synth, "generate_split", None)
+    if generate is not None:
+        generate(out, config, SPLIT, seed)
+        return
+    update = {"eval_seed": seed} if "eval_seed" in type(config).model_fields else {"seed": seed}
+    plan = make_plan(config.model_copy(update=update))
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in plan.split(SPLIT):
+        if spec.broken is None:
+            _write_recording(out, spec)
+
+
+def draw_tracks(workdir: Path, params: Params, seed: int, scratch: Path, eval_patients: int | None):
+    """Network and baseline tracks of one eval draw, and the checkpoint step."""
+    corpus = scratch / "corpus"
+    config = params.synth
+    if eval_patients is not None:
+        config = config.model_copy(update={"patients": {**config.patients, SPLIT: eval_patients}})
+    generate_eval_split(corpus, config, seed)
+    drawn = load_params(workdir, overrides={"data.source": "synthetic", "data.root": str(corpus)})
+    preprocess_corpus(drawn, scratch / "preprocess", progress=False)
+    build_cache(scratch / "preprocess", scratch / "cache", splits=(SPLIT,), progress=False)
+    tracks, base_tracks, checkpoint = split_tracks(drawn, scratch / "cache", SPLIT,
+                                                   workdir / layout.BEST_CHECKPOINT,
+                                                   workdir / layout.BASELINE_MODEL)
+    return tracks, base_tracks, int(checkpoint.step)
+
+
+def scores_at(tracks, base_tracks, frozen: dict) -> dict:
+    return {"network": score_at_operating_points(tracks, frozen["detector"]),
+            "baseline": score_at_operating_points(base_tracks, frozen["baseline"])}
+
+
+def dev_intervals(workdir: Path, frozen: dict) -> dict[str, list[float] | None]:
+    """The FA interval dev states for each detector point: from the points file, or (points frozen
+    before intervals existed) from the point's false-alarm count and the dev hours of the dev metrics."""
+    out = {}
+    duration = None
+    for path in (workdir / layout.split_detail("dev"), workdir / layout.split_metrics("dev")):
+        if path.is_file() and "duration_s" in json.loads(path.read_text()):
+            duration = float(json.loads(path.read_text())["duration_s"])
+            break
+    for key, point in frozen["detector"].items():
+        if point.get("fa_per_24h_interval") is not None:
+            out[key] = point["fa_per_24h_interval"]
+        elif duration is not None and "fp" in point:
+            out[key] = fa_interval(int(point["fp"]), duration)
+        else:
+            out[key] = None
+    return out
+
+
+def _interval(values) -> str:
+    return "n/a" if not values else f"[{values[0]:.2f}, {values[1]:.2f}]"
+
+
+def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] | None]) -> str:
+    lines = [("| draw seed | target | certified on dev | dev FA interval | eval FA/24h (n, h) | within dev interval "
+             "| <= target | OVLP sens [95 %] | baseline sens | network > baseline |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    within_pairs: list[bool] = []
+    within_all: list[bool] = []
+    fa_by_point: dict[str, list[float]] = {}
+    above_baseline = []
+    for seed, scores in draws.items():
+        for key, point in scores["network"]["operating_points"].items():
+            ovlp = point["ovlp"]
+            cert = point["certification"]
+            dev_ci = stated.get(key)
+            within = dev_ci is not None and dev_ci[0] <= ovlp["fa_per_24h"] <= dev_ci[1]
+            within_all.append(within)
+            below = ovlp["fa_per_24h"] <= float(key) * (1 + 1e-12)
+            base = scores["baseline"]["operating_points"][key]["ovlp"]["sensitivity"]
+            if cert["certified"]:
+                within_pairs.append(within)
+            fa_by_point.setdefault(key, []).append(ovlp["fa_per_24h"])
+            above_baseline.append(ovlp["sensitivity"] > base)
+            lines.append(
+                f"| {seed} | {key} | {cert['certified']} | {_interval(dev_ci)} | {ovlp['fa_per_24h']:.2f} "
+                f"({ovlp['fp']}, {point['duration_s'] / 3600:.1f}) | {within} | {below} | "
+                f"{ovlp['sensitivity']:.3f} {_interval(ovlp.get('sensitivity_interval'))} | {base:.3f} | "
+                f"{ovlp['sensitivity'] > base} |")
+    lines += ["", "| target | certified on dev | mean eval FA/24h over draws | <= target |", "|---|---|---|---|"]
+    for key, values in fa_by_point.items():
+        certified = bool(frozen["detector"][key].get("certified", False))
+        mean = float(np.mean(values))
+        lines.append(f"| {key} | {certified} | {mean:.2f} | {mean <= float(key)} |")
+    share = f"{sum(within_pairs)}/{len(within_pairs)}" if within_pairs else "0/0 (no certified point)"
+    lines += ["", f"(draw, certified point) pairs with eval FA within the dev interval: {share}",
+              (f"(draw, point) pairs, certified or not, with eval FA within the dev interval: "
+              f"{sum(within_all)}/{len(within_all)}"),
+              f"(draw, point) pairs with the network above the baseline: {sum(above_baseline)}/{len(above_baseline)}"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("."))
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=1001)
+    parser.add_argument("--scratch", type=Path, default=None, help="folder for the draws (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
+    parser.add_argument("--json", type=Path, default=None, help="also write every draw's scores here")
+    parser.add_argument("--operating-points", type=Path, action="append", default=None,
+                        help="points file(s) to score on the same draws, e.g. the points before and after "
+                             "a change (default: <workdir>/models/operating_points.json)")
+    parser.add_argument("--eval-patients", type=int, default=None,
+                        help="patients per draw instead of synth.patients.eval (smaller, quicker draws)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    workdir = args.workdir.resolve()
+    params = load_params(workdir)
+    files = args.operating_points or [workdir / layout.OPERATING_POINTS]
+    frozen = {path: read_operating_points(path) for path in files}
+    root = Path(tempfile.mkdtemp(prefix="szflow_eval_draws_", dir=args.scratch))
+    draws: dict[Path, dict[int, dict]] = {path: {} for path in files}
+    try:
+        for i in range(args.draws):
+            seed = args.first_seed + i
+            tracks, base_tracks, step = draw_tracks(workdir, params, seed, root / f"draw_{seed}",
+                                                    args.eval_patients)
+            for path, points in frozen.items():
+                if int(points.get("checkpoint_step", -1)) != step:
+                    sys.exit(f"{path} was tuned for another checkpoint step than {layout.BEST_CHECKPOINT} ({step})")
+                draws[path][seed] = scores_at(tracks, base_tracks, points)
+            print(f"draw {seed} done", file=sys.stderr, flush=True)
+            if not args.keep:
+                shutil.rmtree(root / f"draw_{seed}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps({str(p): {str(k): v for k, v in d.items()} for p, d in draws.items()},
+                                        indent=1))
+    for path, points in frozen.items():
+        print(f"\n## {path}\n")
+        print(report(draws[path], points, dev_intervals(workdir, points)))
+
+if __name__ == "__main__":
+    main()

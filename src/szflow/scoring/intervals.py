@@ -1,0 +1,127 @@
+"""95 % intervals on the rates the pipeline reports, and what it takes to certify a false-alarm target.
+
+False alarms per 24 h: the false-alarm count over the hours scored is treated as Poisson, and its
+exact (Garwood) interval is [chi2(a/2; 2k) / 2, chi2(1 - a/2; 2k + 2) / 2] events, divided by the
+days scored. Zero false alarms in 18.9 h is thus compatible with up to 4.7 per 24 h.
+
+Sensitivity: a patient-level percentile bootstrap. Seizures of one patient are not independent (the
+same patient's seizures look alike), so whole patients are resampled with replacement, the corpus
+ratio (hits / seizures, summed over the drawn patients) recomputed each time, and the 2.5 and 97.5
+percentiles taken. `BOOTSTRAP_RESAMPLES` draws from a generator seeded with `BOOTSTRAP_SEED`, so
+the same predictions always give the same interval.
+
+Certification: an operating point keeps its promise of at most `target` false alarms per 24 h only
+when the upper end of its FA interval on the tuning split is at or below the target. That needs at
+least `hours_to_certify(target)` hours of EEG even with no false alarm at all (88.5 h for 1 per 24 h).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import chi2
+
+from szflow.scoring.events import SECONDS_PER_DAY
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+INTERVAL_METHODS = {
+    "confidence": CONFIDENCE,
+    "fa_per_24h": "exact Poisson (Garwood) on the false-alarm count over the hours scored",
+    "sensitivity": (f"patient-level percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples, "
+                    f"seed {BOOTSTRAP_SEED}"),
+}
+
+
+def poisson_count_interval(count: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact (Garwood) two-sided interval of a Poisson mean, given `count` observed events."""
+    alpha = 1.0 - confidence
+    k = int(count)
+    low = 0.0 if k == 0 else float(chi2.ppf(alpha / 2, 2 * k)) / 2
+    high = float(chi2.ppf(1 - alpha / 2, 2 * k + 2)) / 2
+    return low, high
+
+
+def fa_interval(false_alarms: int, duration_s: float, confidence: float = CONFIDENCE) -> list[float]:
+    """[low, high] false alarms per 24 h for `false_alarms` counted in `duration_s` seconds."""
+    if duration_s <= 0:
+        return [0.0, float("inf")]
+    low, high = poisson_count_interval(false_alarms, confidence)
+    days = duration_s / SECONDS_PER_DAY
+    return [low / days, high / days]
+
+
+def hours_to_certify(target_fa_per_24h: float, confidence: float = CONFIDENCE) -> float:
+    """Hours of EEG without a single false alarm whose FA upper bound just reaches the target: no
+    split shorter than this can certify the target."""
+    _, high = poisson_count_interval(0, confidence)
+    return high / float(target_fa_per_24h) * 24.0
+
+
+def certifies(false_alarms: int, duration_s: float, target_fa_per_24h: float,
+              confidence: float = CONFIDENCE) -> bool:
+    """True when the upper end of the FA interval is at or below the target."""
+    # A relative 1e-12 keeps float noise from failing an exact hit.
+    return fa_interval(false_alarms, duration_s, confidence)[1] <= float(target_fa_per_24h) * (1 + 1e-12)
+
+
+def subject_of(recording_id: str) -> str:
+    """The patient of a recording: the name up to its first '_' (TUSZ 'aaaaaaac_s001_t000' and
+    BIDS 'sub-01_ses-01_..' alike)."""
+    return str(recording_id).split("_", 1)[0]
+
+
+def group_by_subject(recordings) -> dict[str, list]:
+    """Recordings (anything with a `recording_id`) grouped by patient, in first-seen order."""
+    groups: dict[str, list] = defaultdict(list)
+    for rec in recordings:
+        groups[subject_of(rec.recording_id)].append(rec)
+    return dict(groups)
+
+
+def bootstrap_ratio_interval(numerators: Sequence[float], denominators: Sequence[float],
+                             resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                             confidence: float = CONFIDENCE) -> list[float] | None:
+    """Percentile interval of sum(numerators) / sum(denominators) with whole units (patients)
+    resampled with replacement; None when there is nothing to resample (no denominator)."""
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    if num.size == 0 or den.sum() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num.size, size=(int(resamples), num.size))
+    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
+    # A draw of patients without seizures has no ratio; it is left out.
+    ratios = n[d > 0] / d[d > 0]
+    alpha = 1.0 - confidence
+    return [float(np.quantile(ratios, alpha / 2)), float(np.quantile(ratios, 1 - alpha / 2))]
+
+
+def certification_hours(split_hours: dict[str, float], targets_fa_per_24h: Sequence[float],
+                        confidence: float = CONFIDENCE) -> dict[str, dict[str, dict]]:
+    """Per split and target: the hours certifying the target takes (with no false alarm at all),
+    the hours the split has, and whether they suffice. {split: {'10': {...}}}."""
+    out: dict[str, dict[str, dict]] = {}
+    for split, hours in split_hours.items():
+        out[split] = {}
+        for target in targets_fa_per_24h:
+            needed = hours_to_certify(float(target), confidence)
+            out[split][f"{float(target):g}"] = {"hours_needed": needed, "hours": float(hours),
+                                                "enough": float(hours) >= needed}
+    return out
+
+
+def format_certification_hours(table: dict[str, dict[str, dict]]) -> str:
+    """Lines saying, per split, which false-alarm targets its hours can certify."""
+    lines = [(f"hours to certify a false-alarm target ({CONFIDENCE:.0%} upper bound at or below it, "
+             "even with no false alarm at all):")]
+    for split, targets in table.items():
+        cells = [f"{key}/24h needs {row['hours_needed']:.1f} h ({'ok' if row['enough'] else 'too few'})"
+                 for key, row in targets.items()]
+        hours = next(iter(targets.values()))["hours"] if targets else 0.0
+        lines.append(f"  {split} ({hours:.1f} h): " + "; ".join(cells))
+    return "\n".join(lines)

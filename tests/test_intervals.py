@@ -1,0 +1,178 @@
+"""Intervals on the reported rates, certification of operating points, SzCORE averaged per subject."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.stats import poisson
+from timescoring import scoring as ts_scoring
+from timescoring.annotations import Annotation
+
+from szflow.evaluate import headline, split_report
+from szflow.scoring import ProbabilityTrack, RecordingEvents, score_corpus, tune_operating_points
+from szflow.scoring.intervals import (
+    BOOTSTRAP_RESAMPLES,
+    bootstrap_ratio_interval,
+    certification_hours,
+    fa_interval,
+    format_certification_hours,
+    hours_to_certify,
+    poisson_count_interval,
+    subject_of,
+)
+from szflow.scoring.szcore import TIMESCORING_VERSION, score_szcore_event_per_subject
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 10, 37])
+def test_poisson_interval_is_the_exact_garwood_interval(count):
+    low, high = poisson_count_interval(count)
+    # Exact: the upper mean leaves 2.5 % below the observed count, the lower mean 2.5 % above it.
+    assert poisson.cdf(count, high) == pytest.approx(0.025, abs=1e-9)
+    if count == 0:
+        assert low == 0.0
+    else:
+        assert poisson.sf(count - 1, low) == pytest.approx(0.025, abs=1e-9)
+
+
+def test_poisson_interval_matches_published_values():
+    # Garwood (1936) / standard tables of the exact 95 % Poisson interval.
+    assert poisson_count_interval(0) == pytest.approx((0.0, 3.6889), abs=1e-4)
+    assert poisson_count_interval(1) == pytest.approx((0.0253, 5.5716), abs=1e-4)
+    assert poisson_count_interval(10) == pytest.approx((4.7954, 18.3904), abs=1e-4)
+
+
+def test_fa_interval_scales_to_24_hours():
+    # Zero false alarms in 18.9 h: up to 4.68 per 24 h; in 24 h exactly the count interval.
+    assert fa_interval(0, 18.9 * 3600)[1] == pytest.approx(3.6889 * 24 / 18.9, abs=1e-3)
+    assert fa_interval(10, 86_400.0) == pytest.approx(list(poisson_count_interval(10)))
+    assert hours_to_certify(1.0) == pytest.approx(88.53, abs=0.01)
+
+
+def test_bootstrap_is_deterministic_and_brackets_the_estimate():
+    rng = np.random.default_rng(1)
+    targets = rng.integers(0, 4, size=40)
+    hits = np.minimum(targets, rng.integers(0, 4, size=40))
+    first = bootstrap_ratio_interval(hits, targets)
+    assert first == bootstrap_ratio_interval(hits, targets)  # same seed, same interval
+    assert first != bootstrap_ratio_interval(hits, targets, seed=1)
+    estimate = hits.sum() / targets.sum()
+    assert 0.0 <= first[0] <= estimate <= first[1] <= 1.0
+    assert BOOTSTRAP_RESAMPLES >= 1000
+    assert bootstrap_ratio_interval([0, 0], [0, 0]) is None
+
+
+def _flat_track(recording_id: str, hours: float, bumps: list[int], bump_p: float = 0.9) -> ProbabilityTrack:
+    """A 1 Hz track with one seizure (p 0.95) and a 30 s false bump (p `bump_p`) starting at each
+    second in `bumps`."""
+    n = int(hours * 3600)
+    p = np.zeros(n)
+    p[100:200] = 0.95
+    for start in bumps:
+        p[start:start + 30] = bump_p
+    return ProbabilityTrack(recording_id, p, 1.0, float(n), [(100.0, 200.0)])
+
+
+def test_certification_refuses_a_target_the_hours_cannot_support():
+    # 2 h without a single false alarm: the upper bound is 44 per 24 h, so 10/24h is not certified,
+    # and the point says how many hours it would take.
+    tracks = [_flat_track("a_s001_t000", 1.0, []), _flat_track("b_s001_t000", 1.0, [])]
+    points = tune_operating_points(tracks, [10], threshold_grid=[0.5, 0.92], certify=True)
+    point = points["10"]
+    assert point["feasible"] is False and point["certified"] is False
+    assert point["fp"] == 0
+    assert point["hours_scored"] == pytest.approx(2.0)
+    assert point["hours_needed"] == pytest.approx(hours_to_certify(10.0))
+    assert point["fa_per_24h_interval"][1] > 10.0
+    # Observed <= target alone would have accepted it.
+    assert tune_operating_points(tracks, [10], threshold_grid=[0.5, 0.92])["10"]["feasible"] is True
+
+
+def test_certification_keeps_the_best_point_whose_upper_bound_meets_the_target():
+    # 20 h; threshold 0.5 finds every seizure and 2 false bumps (upper bound 8.7/24h: certifies 10,
+    # not 5); 0.99 finds nothing at all (upper bound 4.4/24h: certifies 5).
+    tracks = [_flat_track(f"p{i}_s001_t000", 2.0, [3000, 5000] if i == 0 else [], bump_p=0.97)
+              for i in range(10)]
+    points = tune_operating_points(tracks, [10, 5], threshold_grid=[0.5, 0.99], certify=True)
+    assert points["10"]["certified"] and points["10"]["threshold"] == 0.5 and points["10"]["fp"] == 2
+    assert points["10"]["fa_per_24h_interval"][1] == pytest.approx(7.2247 / 20 * 24, abs=1e-3)
+    assert points["5"]["certified"] and points["5"]["threshold"] == 0.99 and points["5"]["fp"] == 0
+
+
+def _recording(rid: str, duration: float, ref, hyp) -> RecordingEvents:
+    return RecordingEvents(rid, duration, list(ref), list(hyp))
+
+
+RECORDINGS = [
+    _recording("s1_s001_t000", 3600.0, [(100, 160), (2000, 2100)], [(110, 150), (3000, 3050)]),
+    _recording("s1_s001_t001", 1800.0, [(500, 560)], []),
+    _recording("s2_s001_t000", 3600.0, [], [(10, 40), (1000, 1100)]),   # no seizures: no sensitivity
+    _recording("s3_s002_t000", 3000.0, [(700, 760)], [(690, 770)]),
+    _recording("s4_s001_t000", 3000.0, [], []),                           # nothing at all: no F1
+]
+
+
+def _direct_per_subject() -> dict:
+    """timescoring called per recording, counts summed per subject, its own computeScores, then a
+    NaN-mean over subjects."""
+    per_subject: dict[str, list] = {}
+    for rec in RECORDINGS:
+        n = math.ceil(rec.duration_s)
+        score = ts_scoring.EventScoring(Annotation(rec.reference, 1, n), Annotation(rec.hypothesis, 1, n))
+        totals = per_subject.setdefault(subject_of(rec.recording_id), [0, 0, 0, 0])
+        totals[0] += score.refTrue
+        totals[1] += score.tp
+        totals[2] += score.fp
+        totals[3] += n
+    rows = []
+    for ref_true, tp, fp, samples in per_subject.values():
+        summed = SimpleNamespace(refTrue=ref_true, tp=tp, fp=fp, numSamples=samples, fs=1)
+        ts_scoring._Scoring.computeScores(summed)
+        rows.append([summed.sensitivity, summed.precision, summed.f1, summed.fpRate])
+    table = np.array(rows, dtype=float)
+    return dict(zip(("sensitivity", "precision", "f1", "fa_per_24h"), np.nanmean(table, axis=0)))
+
+
+def test_szcore_per_subject_matches_timescoring_called_directly():
+    subjects: dict[str, list] = {}
+    for rec in RECORDINGS:
+        subjects.setdefault(subject_of(rec.recording_id), []).append(rec)
+    ours = score_szcore_event_per_subject(subjects)
+    assert ours["subjects"] == 4
+    for key, value in _direct_per_subject().items():
+        assert ours[key] == pytest.approx(value, abs=1e-12), key
+    assert TIMESCORING_VERSION == "0.0.7"
+
+
+def test_score_corpus_carries_intervals_and_both_averagings():
+    result = score_corpus(RECORDINGS)
+    assert result["subjects"] == 4 and result["timescoring_version"] == TIMESCORING_VERSION
+    ovlp = result["ovlp"]
+    assert ovlp["fa_per_24h_interval"] == pytest.approx(fa_interval(ovlp["fp"], result["duration_s"]))
+    low, high = ovlp["sensitivity_interval"]
+    assert low <= ovlp["sensitivity"] <= high
+    assert "fa_per_24h_interval" in result["szcore_event"]
+    assert result["szcore_event_subject_mean"]["f1"] is not None
+    assert "patient-level" in result["intervals"]["sensitivity"]
+
+
+def test_headline_is_small_and_names_its_averaging():
+    tracks = [_flat_track(f"p{i}_s001_t000", 2.0, [3000] if i == 0 else []) for i in range(10)]
+    points = tune_operating_points(tracks, [10, 5], threshold_grid=[0.5, 0.92], certify=True)
+    report = split_report("dev", tracks, tracks, points, points, SimpleNamespace(step=3))
+    assert report["operating_points"]["10"]["certification"]["certified"] is True
+    assert set(headline(report)) == {"dev"}
+    small = headline(report)["dev"]
+    assert set(small) == {"auroc", "fa10", "fa5", "szcore_f1_pooled_fa10", "szcore_f1_subject_mean_fa10",
+                          "baseline_fa10"}
+    assert set(small["fa10"]) == {"certified", "sens_pooled", "sens_lo", "sens_hi", "fa_24h", "fa_lo", "fa_hi"}
+
+
+def test_certification_hours_compare_the_split_with_what_each_target_needs():
+    table = certification_hours({"dev": 20.0, "eval": 100.0}, [10, 1])
+    assert table["dev"]["10"]["enough"] and not table["dev"]["1"]["enough"]
+    assert table["eval"]["1"]["enough"]
+    assert table["dev"]["1"]["hours_needed"] == pytest.approx(hours_to_certify(1.0))
+    assert "1/24h needs 88.5 h (too few)" in format_certification_hours(table)
