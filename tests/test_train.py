@@ -24,6 +24,7 @@ from szflow.scoring import ProbabilityTrack
 from szflow.stages import train as train_stage
 from szflow.train import trainer as train_trainer
 from szflow.train.distributed import GlobalBatches, rank_slice
+from szflow.train.electrode_dropout import batch_dropped, drop_electrodes, dropped_electrodes
 from szflow.train.logging import RunLogger, resolve_wandb_mode
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine, warmup_cosine_factor
@@ -123,6 +124,59 @@ def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, 
     assert bool(hard_lines) == (hard_background_weight > 0)
     if hard_background_weight:
         assert all(" 0 window starts" not in line for line in hard_lines)
+
+
+# ----------------------------------------------------------------------------- electrode dropout
+def test_electrode_dropout_is_deterministic_per_window_and_follows_its_settings():
+    present = np.ones(19, dtype=bool)
+    draws = np.stack([dropped_electrodes(3, i, present, 0.5, 4) for i in range(4000)])
+    again = np.stack([dropped_electrodes(3, i, present, 0.5, 4) for i in range(4000)])
+    np.testing.assert_array_equal(draws, again)  # a function of (seed, window number) alone
+    assert not np.array_equal(draws, np.stack([dropped_electrodes(4, i, present, 0.5, 4) for i in range(4000)]))
+    counts = draws.sum(axis=1)
+    assert abs((counts > 0).mean() - 0.5) < 0.03
+    assert set(np.unique(counts[counts > 0])) == {1, 2, 3, 4}
+    np.testing.assert_allclose(np.bincount(counts[counts > 0])[1:] / (counts > 0).sum(), 0.25, atol=0.04)
+    assert abs(draws.mean(axis=0) - draws.mean()).max() < 0.03  # every electrode alike
+    assert not dropped_electrodes(3, 0, present, 0.0, 4).any()
+    # Only present electrodes are dropped, and never the last one.
+    few = np.zeros(19, dtype=bool)
+    few[[2, 7]] = True
+    for i in range(200):
+        lost = dropped_electrodes(3, i, few, 1.0, 4)
+        assert not (lost & ~few).any() and lost.sum() <= 1
+    batch = batch_dropped(3, 10, torch.ones(2, 19, dtype=torch.bool), 0.5, 4)
+    assert torch.equal(batch[1], torch.from_numpy(dropped_electrodes(3, 11, present, 0.5, 4)))
+
+
+def test_dropped_electrodes_are_zeroed_absent_and_the_rest_re_referenced():
+    torch.manual_seed(0)
+    raw = torch.randn(2, 19, 50)
+    x = raw - raw.mean(dim=1, keepdim=True)  # common average over all 19, as the cache holds it
+    present = torch.ones(2, 19, dtype=torch.bool)
+    dropped = torch.zeros(2, 19, dtype=torch.bool)
+    dropped[0, [4, 11]] = True
+    out, now = drop_electrodes(x, present, dropped)
+    keep = ~dropped[0]
+    assert torch.equal(now[0], keep) and now[1].all()
+    assert out[0, ~keep].abs().max() == 0
+    # The same common average a recording without those electrodes would have had (raw units).
+    want = raw[0, keep] - raw[0, keep].mean(dim=0)
+    assert (out[0, keep] - want).abs().max() <= 1e-5
+    assert torch.equal(out[1], x[1])  # a window that lost nothing is untouched
+    same, same_present = drop_electrodes(x, present, torch.zeros(2, 19, dtype=torch.bool))
+    assert same is x and torch.equal(same_present, present)
+
+
+def test_checkpoints_record_the_training_data(workdir):
+    _run(tiny_params(**SHORT), workdir)
+    store = SplitStore.open(workdir / "data" / "cache", "train")
+    for name in ("best.pt", "last.pt"):
+        data = load_checkpoint(workdir / "models" / name).training_data
+        assert data["source"] == "synthetic" and data["root"] == tiny_params().data.root
+        assert data["corpus_fingerprint"] == store.manifest["inputs"] and data["corpus_fingerprint"]
+        assert data["recordings"] == len(store) == data["train_recordings"] + data["val_recordings"]
+        assert data["hours"] == pytest.approx(store.manifest["hours"]) and data["hours"] > 0
 
 
 SHORT = {"train.max_steps": 4, "train.eval_every_steps": 4, "train.checkpoint_every_steps": 2}
