@@ -44,7 +44,12 @@ TINY = {
     "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None],
     "hardware.train_batch_size": 4, "hardware.inference_batch_size": 8, "hardware.precision": "fp32",
     "hardware.num_workers": 0,
+    # Off in the tiny runs: the toy signal's seizure rhythm is the same on every channel, which the
+    # re-referencing after a dropout removes (the real cache is common-average referenced, so it has
+    # no such common mode). The resume and DDP tests turn it on (ELECTRODE_DROPOUT).
+    "train.electrode_dropout_probability": 0.0,
 }
+ELECTRODE_DROPOUT = {"train.electrode_dropout_probability": 0.5, "train.electrode_dropout_max": 4}
 
 
 def tiny_params(**overrides) -> Params:
@@ -92,7 +97,8 @@ def test_the_stage_learns_and_writes_every_output(workdir):
 
 @pytest.mark.parametrize("hard_background_weight", [0.0, 0.5])
 def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, write_toy_store, toy_recordings):
-    params = tiny_params(**{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
+    params = tiny_params(**ELECTRODE_DROPOUT,
+                         **{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
                             "sampler.hard_background_weight": hard_background_weight,
                             "sampler.hard_background_top_fraction": 0.1})
     caplog.set_level(logging.INFO, logger="szflow.train")
@@ -428,13 +434,15 @@ def _ddp_rank(rank: int, world_size: int, params: Params, workdir: str) -> None:
 
 def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch, write_toy_store, toy_recordings):
     """torchrun's contract (szflow.train.distributed): N ranks with B/N windows each give the weights of
-    one process with B windows (dropout off: each rank would draw its own masks)."""
+    one process with B windows (dropout off: each rank would draw its own masks; electrode dropout on:
+    it is keyed by the window's number in the run, the same on every rank)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     roots = {}
     for name in ("single", "ddp"):
         roots[name] = tmp_path / name
         write_toy_store(roots[name] / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
-    params = tiny_params(**{"train.max_steps": 3, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 3,
+    params = tiny_params(**ELECTRODE_DROPOUT,
+                         **{"train.max_steps": 3, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 3,
                             "model.dropout": 0.0})
     _run(params, roots["single"])
     spawn(_ddp_rank, world_size=2, args=(params, str(roots["ddp"])), backend="gloo")
