@@ -61,11 +61,11 @@ def drop_electrodes(x: Tensor, present: Tensor, dropped: Tensor) -> tuple[Tensor
     """(x, present) with the `dropped` electrodes (B, C) zeroed and absent, and the remaining rows of
     every window that lost one re-referenced to their own average. Windows that lose none are
     returned as they are."""
-    dropped = dropped.to(device=x.device, dtype=torch.bool)
     present = present.to(device=x.device, dtype=torch.bool)
-    changed = dropped.any(dim=1)
-    if not bool(changed.any()):
+    if not bool(dropped.any()):  # checked before the copy: `dropped` is drawn on the CPU
         return x, present
+    dropped = dropped.to(device=x.device, dtype=torch.bool)
+    changed = dropped.any(dim=1)
     keep = present & ~dropped
     weight = keep[changed].to(x.dtype)[:, :, None]  # (b, C, 1)
     block = x[changed]

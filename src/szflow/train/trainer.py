@@ -2,11 +2,12 @@
 whole patients scored like dev/eval.
 
 `Trainer(params, store, paths)` sets a run up (split, baseline, sampler, model, optimizer, schedule,
-scaler, resume); `fit()` is the loop, to be read top to bottom: batch -> loss -> backward -> clip ->
-step -> schedule, and every so many steps validate / checkpoint / log.
+scaler, resume); `fit()` is the loop, to be read top to bottom: batch -> electrode dropout -> loss ->
+backward -> clip -> step -> schedule, and every so many steps validate / checkpoint / log.
 
 Outputs (`TrainPaths`):
-  best        weights at the best validation selection metric (no training state)
+  best        weights at the best validation selection metric (no training state); best and last
+              record the training data (`training_data`: source, corpus fingerprint, recordings, hours)
   last        every `checkpoint_every_steps` and at the end, with optimizer, scheduler, scaler,
               sampler position, RNG states and the selection bookkeeping
   baseline    the classical baseline, fitted on the same training recordings
@@ -286,10 +287,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(hw.grad_accumulation):
-            x, y, valid, present = to_device(next(self.batches), self.device)
+            batch = next(self.batches)
+            # Drawn from the batch's CPU presence, before the copy to the device (no device sync).
             first = self.windows_seen + micro * hw.train_batch_size + self.part_first
-            dropped = batch_dropped(tc.seed, first, present, tc.electrode_dropout_probability,
+            dropped = batch_dropped(tc.seed, first, batch["present"], tc.electrode_dropout_probability,
                                     tc.electrode_dropout_max)
+            x, y, valid, present = to_device(batch, self.device)
             x, present = drop_electrodes(x, present, dropped)
             # DDP all-reduces gradients on the last micro-batch only.
             sync = not self.distributed or micro == hw.grad_accumulation - 1
