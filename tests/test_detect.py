@@ -22,7 +22,13 @@ from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, select_electrodes
-from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file, training_data_warning
+from szflow.detect import (
+    InferenceSettings,
+    detect_file,
+    load_operating_point,
+    predict_file,
+    training_data_warning,
+)
 from szflow.edf_store import ValueCheck, prepare_store
 from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks

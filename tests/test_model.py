@@ -25,7 +25,13 @@ from szflow.model import (
     restore_rng_state,
     save_checkpoint,
 )
-from szflow.model.detector import BiMambaLayer, _grouped_layer_norm, encoder_strides, reverse_valid
+from szflow.model.detector import (
+    BiMambaLayer,
+    _grouped_layer_norm,
+    _MaskedGroupNorm,
+    encoder_strides,
+    reverse_valid,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -334,13 +340,25 @@ def test_masked_grouped_layer_norm_uses_only_the_present_rows() -> None:
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.normal_()
     h = torch.randn(6, 5, 4)  # 2 windows x 3 electrodes
-    rows = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    rows = torch.tensor([True, False, True, True, True, True])
     got = _grouped_layer_norm(norm, h, 3, rows)
     present = h[[0, 2]]  # window 0 without its absent electrode 1
     want = _grouped_layer_norm(norm, present, 2)
     assert (got[[0, 2]] - want).abs().max().item() <= 1e-5
     assert (got[3:] - _grouped_layer_norm(norm, h[3:], 3)).abs().max().item() <= 1e-5
-    assert (_grouped_layer_norm(norm, h, 3, torch.ones(6)) - _grouped_layer_norm(norm, h, 3)).abs().max() <= 1e-5
+    assert (_grouped_layer_norm(norm, h, 3, torch.ones(6, dtype=torch.bool)) -
+            _grouped_layer_norm(norm, h, 3)).abs().max() <= 1e-5
+    # Its hand-written backward (`_MaskedGroupNorm`) against finite differences, in float64.
+    norm64 = torch.nn.LayerNorm(4).double()
+    with torch.no_grad():
+        norm64.weight.uniform_(0.5, 1.5)
+        norm64.bias.normal_()
+    h64 = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    weight = norm64.weight.detach().clone().requires_grad_(True)
+    bias = norm64.bias.detach().clone().requires_grad_(True)
+
+    assert torch.autograd.gradcheck(lambda v, w, b: _MaskedGroupNorm.apply(v, rows, w, b, 3, 1e-5),
+                                    (h64, weight, bias))
 
 
 def test_absent_electrodes_get_no_gradient() -> None:

@@ -110,34 +110,74 @@ class BiMambaLayer(nn.Module):
         return x + self.dropout(self.mix(h, lengths))
 
 
+class _MaskedGroupNorm(torch.autograd.Function):
+    """LayerNorm over (group rows x features) per position, statistics over the counted rows only.
+
+    Written out (forward and backward) because autograd through var_mean and two addcmuls makes
+    about three times the memory passes of a fused LayerNorm, on the encoder's largest tensor.
+    With P the counted rows of a group, n = |P| x features, xhat = (h - mean_P) * rstd_P for every
+    row, and g = dL/dxhat: dL/dh_k = rstd * (g_k - [k in P] * (A + xhat_k * B)), where
+    A = sum(g) / n and B = sum(g * xhat) / n run over all rows of the group (an uncounted row's
+    xhat depends on the counted rows' statistics too).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, rows: Tensor, weight: Tensor, bias: Tensor, group: int, eps: float) -> Tensor:
+        n_rows, length, _ = h.shape
+        windows = n_rows // group
+        # Statistics and output in float32 at least, as F.layer_norm computes them under autocast.
+        hf = h.float() if h.dtype in (torch.bfloat16, torch.float16) else h
+        var_r, mean_r = torch.var_mean(hf, dim=-1, correction=0)  # (N, T) each, one pass
+        counted = rows.to(hf.dtype).reshape(windows, group, 1)
+        count = counted.sum(dim=1, keepdim=True).clamp_min(1.0)
+        mean_r = mean_r.reshape(windows, group, length)
+        mean = (mean_r * counted).sum(dim=1, keepdim=True) / count  # (W, 1, T)
+        var = ((var_r.reshape(windows, group, length) + (mean_r - mean).square()) * counted).sum(
+            dim=1, keepdim=True) / count
+        rstd = torch.rsqrt(var + eps)
+        scale = rstd.expand(-1, group, -1).reshape(n_rows, length, 1)
+        shift = (-mean * rstd).expand(-1, group, -1).reshape(n_rows, length, 1)
+        xhat = torch.addcmul(shift, hf, scale)
+        ctx.save_for_backward(xhat, scale, counted, count, weight)
+        ctx.group, ctx.input_dtype = group, h.dtype
+        return torch.addcmul(bias.to(hf.dtype), xhat, weight.to(hf.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        xhat, scale, counted, count, weight = ctx.saved_tensors
+        group = ctx.group
+        n_rows, length, features = xhat.shape
+        windows = n_rows // group
+        grad_out = grad_out.to(xhat.dtype)
+        grad_weight = (grad_out * xhat).sum(dim=(0, 1)).to(weight.dtype)
+        grad_bias = grad_out.sum(dim=(0, 1)).to(weight.dtype)
+        g = grad_out * weight.to(xhat.dtype)
+        n = count * features  # (W, 1, 1)
+        a = g.sum(dim=-1).reshape(windows, group, length).sum(dim=1, keepdim=True) / n  # (W, 1, T)
+        b = (g * xhat).sum(dim=-1).reshape(windows, group, length).sum(dim=1, keepdim=True) / n
+        rstd = scale.reshape(windows, group, length)
+        coef_a = (rstd * a * counted).reshape(n_rows, length, 1)
+        coef_b = (rstd * b * counted).reshape(n_rows, length, 1)
+        grad_h = torch.addcmul(torch.addcmul(-coef_a, g, scale), xhat, -coef_b)
+        return grad_h.to(ctx.input_dtype), None, grad_weight, grad_bias, None, None
+
+
 def _grouped_layer_norm(norm: nn.LayerNorm, h: Tensor, group: int, rows: Tensor | None = None) -> Tensor:
     """`norm` on h (N, T, c), with statistics over the c features of `group` consecutive rows.
 
-    `rows` (N,) 1.0 for a row that counts, 0.0 for one that does not (an absent electrode): the
+    `rows` (N,) True for a row that counts, False for one that does not (an absent electrode): the
     statistics are then those of the counted rows alone, so an uncounted row's values change no
-    other row's output. Per-row mean and variance (one pass) are pooled over the group, exactly as
-    the joint statistics would be: mean = avg(m_r), var = avg(v_r + (m_r - mean)^2).
+    other row's output (`_MaskedGroupNorm`: per-row mean and variance pooled over the group,
+    mean = avg(m_r), var = avg(v_r + (m_r - mean)^2), exactly the joint statistics).
     """
-    if rows is None:
-        if group == 1:
-            return norm(h)
-        n_rows, length, features = h.shape
-        joint = h.reshape(n_rows // group, group, length, features).transpose(1, 2)
-        joint = F.layer_norm(joint, (group, features), eps=norm.eps)
-        return joint.transpose(1, 2).reshape(n_rows, length, features) * norm.weight + norm.bias
+    if rows is not None:
+        return _MaskedGroupNorm.apply(h, rows, norm.weight, norm.bias, group, norm.eps)
+    if group == 1:
+        return norm(h)
     n_rows, length, features = h.shape
-    h = h.float()  # the statistics in float32, as F.layer_norm computes them under autocast
-    var_r, mean_r = torch.var_mean(h, dim=-1, correction=0)  # (N, T) each
-    weight = rows.to(h.dtype).reshape(n_rows // group, group, 1)
-    count = weight.sum(dim=1, keepdim=True).clamp_min(1.0)
-    mean_r = mean_r.reshape(n_rows // group, group, length)
-    mean = (mean_r * weight).sum(dim=1, keepdim=True) / count
-    spread = var_r.reshape(n_rows // group, group, length) + (mean_r - mean).square()
-    var = (spread * weight).sum(dim=1, keepdim=True) / count
-    rstd = torch.rsqrt(var + norm.eps)  # (N / group, 1, T)
-    scale = rstd.expand(-1, group, -1).reshape(n_rows, length, 1)
-    shift = (-mean * rstd).expand(-1, group, -1).reshape(n_rows, length, 1)
-    return torch.addcmul(norm.bias, torch.addcmul(shift, h, scale), norm.weight)
+    joint = h.reshape(n_rows // group, group, length, features).transpose(1, 2)
+    joint = F.layer_norm(joint, (group, features), eps=norm.eps)
+    return joint.transpose(1, 2).reshape(n_rows, length, features) * norm.weight + norm.bias
 
 
 class PerElectrodeEncoder(nn.Module):
@@ -185,7 +225,7 @@ class PerElectrodeEncoder(nn.Module):
 
         Rows come in consecutive groups of `group` (the electrodes of one window) that share each
         LayerNorm's statistics per position, so the norm keeps the amplitude of one row relative
-        to the others instead of scaling every row to unit variance. `rows` (N,) 1.0/0.0 says which
+        to the others instead of scaling every row to unit variance. `rows` (N,) bool says which
         rows count in those statistics (None: all).
         """
         if keep is not None:

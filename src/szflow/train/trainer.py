@@ -52,7 +52,6 @@ from szflow.inference import autocast, predict_tracks, resolve_device, resolve_p
 from szflow.io_utils import atomic_write_json, remove_stale_temporaries
 from szflow.model import Checkpoint, Detector, load_checkpoint, save_checkpoint
 from szflow.scoring import auroc
-from szflow.train.electrode_dropout import batch_dropped, drop_electrodes
 from szflow.train.distributed import (
     DistInfo,
     GlobalBatches,
@@ -63,6 +62,7 @@ from szflow.train.distributed import (
     rank_slice,
     wrap_model,
 )
+from szflow.train.electrode_dropout import batch_dropped, drop_electrodes
 from szflow.train.hard_negatives import hard_background_runs
 from szflow.train.logging import RunLogger, resolve_wandb_mode
 from szflow.train.losses import masked_loss
