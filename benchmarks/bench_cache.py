@@ -99,7 +99,7 @@ def write_baselines(tmp: Path, store: SplitStore, recording_ids: list[str], wind
     npz_dir.mkdir()
     npz_paths = []
     for i, (row, first) in enumerate(windows[:npz_count]):
-        x, y, _ = store.window(row, first, window)
+        x, y, _, _ = store.window(row, first, window)
         path = npz_dir / f"window_{i:05d}.npz"
         np.savez_compressed(path, x=x, y=y)
         npz_paths.append(path)

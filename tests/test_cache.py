@@ -97,13 +97,13 @@ def test_windows_equal_preprocessed_arrays(built):
     store, arrays = built
     for rid, block in arrays.items():
         n = block.shape[1]
-        x, y, valid = store.recording(rid)
+        x, y, valid, _ = store.recording(rid)
         np.testing.assert_array_equal(x, block.astype(np.float32))
         assert x.dtype == np.float32 and x.flags.c_contiguous
         np.testing.assert_array_equal(y, seizure_mask(RECORDINGS[rid][1], n, FS))
         assert valid.all()
         if n > 1000:
-            x, y, valid = store.window(rid, 300, 700)
+            x, y, valid, _ = store.window(rid, 300, 700)
             np.testing.assert_array_equal(x, block[:, 300:1000].astype(np.float32))
 
 
@@ -111,15 +111,33 @@ def test_window_past_the_end_is_zero_padded_with_mask(built):
     store, arrays = built
     block = arrays["rec_b"]
     n = block.shape[1]
-    x, y, valid = store.window("rec_b", 0, WINDOW)
+    x, y, valid, _ = store.window("rec_b", 0, WINDOW)
     assert x.shape == (19, WINDOW) and y.shape == valid.shape == (WINDOW,)
     np.testing.assert_array_equal(x[:, :n], block.astype(np.float32))
     assert not x[:, n:].any() and not y[n:].any()
     assert valid[:n].all() and not valid[n:].any()
     # Before the start too, and never samples of the neighbouring recording.
-    x, _, valid = store.window(1, -10, 20)
+    x, _, valid, _ = store.window(1, -10, 20)
     np.testing.assert_array_equal(x[:, 10:], block[:, :10].astype(np.float32))
     assert not x[:, :10].any() and valid.tolist() == [False] * 10 + [True] * 10
+
+
+def test_presence_comes_from_the_index_and_defaults_to_all_electrodes(built):
+    store, _ = built
+    assert store.present("rec_a").dtype == bool and store.present("rec_a").all()
+    # An index without the column (a store built in memory, e.g. by tests): every electrode present.
+    bare = SplitStore(store.split_dir, store.manifest, store.index.drop(columns="present"))
+    assert bare.present("rec_a").all()
+    assert store.window("rec_a", 0, 10).present.shape == (19,)
+    flags = "1" * 17 + "01"
+    index = store.index.assign(present=[flags] * len(store))
+    partial = SplitStore(store.split_dir, store.manifest, index)
+    partial._open_arrays()
+    want = np.array([c == "1" for c in flags])
+    np.testing.assert_array_equal(partial.present(0), want)
+    np.testing.assert_array_equal(partial.window("rec_b", 0, WINDOW).present, want)
+    with pytest.raises(CacheError, match="present"):
+        SplitStore(store.split_dir, store.manifest, store.index.assign(present=["1" * 18] * len(store)))
 
 
 def test_store_pickles_without_data(built):
@@ -345,6 +363,7 @@ def test_training_dataset_items(built):
     item = dataset[(row, start)]
     assert item["x"].dtype == torch.float32 and tuple(item["x"].shape) == (19, WINDOW)
     assert tuple(item["y"].shape) == (240,) and tuple(item["valid"].shape) == (240,)
+    assert item["present"].dtype == torch.bool and tuple(item["present"].shape) == (19,)
     per_sample = TrainingWindowDataset(store, 60.0)[(row, start)]
     assert tuple(per_sample["y"].shape) == (WINDOW,)
     assert torch.equal(item["y"], per_sample["y"].reshape(240, 64).amax(dim=1))

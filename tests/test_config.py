@@ -131,6 +131,19 @@ def test_wrong_type_names_file_and_key(tmp_path):
         load_params(root)
 
 
+def test_electrode_dropout_settings_are_checked():
+    params = load_params(ROOT)
+    assert params.train.electrode_dropout_probability == 0.5 and params.train.electrode_dropout_max == 4
+    with pytest.raises(ConfigError, match=r"key 'train'.*electrode_dropout_max must be >= 1"):
+        load_params(ROOT, overrides={"train.electrode_dropout_max": 0})
+    with pytest.raises(ConfigError, match=r"electrode_dropout_max must be below 19"):
+        load_params(ROOT, overrides={"train.electrode_dropout_max": 19})
+    with pytest.raises(ConfigError, match=r"train\.electrode_dropout_probability"):
+        load_params(ROOT, overrides={"train.electrode_dropout_probability": 1.5})
+    off = load_params(ROOT, overrides={"train.electrode_dropout_probability": 0.0, "train.electrode_dropout_max": 0})
+    assert off.train.electrode_dropout_max == 0
+
+
 def test_unknown_profile_key_names_profile_file(tmp_path):
     root = _project(tmp_path)
     _edit(root / "params" / "a100.yaml", lambda d: d["hardware"].update(batch=3))

@@ -22,7 +22,8 @@ from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, resolve_header
-from szflow.detect import InferenceSettings, detect_file, load_operating_point, predict_file, predict_segments
+from szflow.detect import (InferenceSettings, detect_file, load_operating_point, predict_file, predict_segments,
+                           training_data_warning)
 from szflow.edf_store import ValueCheck, prepare_store
 from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
@@ -446,6 +447,26 @@ def test_two_inputs_with_one_output_name_never_overwrite(project: Path, tmp_path
     assert result.exit_code == 1
     assert stderr_lines(result) == [(f"error: {b}: its output {tmp_path / 'out' / 'same.csv_bi'} would "
                                     f"overwrite that of {a}")]
+
+
+def test_a_synthetic_trained_model_is_flagged_once_per_run(project: Path, tmp_path: Path) -> None:
+    params = load_params(project)
+    model, ckpt = load_detector(project / "models" / "best.pt", expected_config=params.model)
+    path = tmp_path / "models" / "best.pt"
+    data = {"source": "synthetic", "root": "data/synth", "corpus_fingerprint": "abc", "recordings": 12, "hours": 1.5}
+    save_checkpoint(path, model=model, model_config=params.model, step=ckpt.step, training_data=data)
+    (tmp_path / "models" / "operating_points.json").write_bytes(
+        (project / "models" / "operating_points.json").read_bytes())
+    edfs = eval_edfs(project)
+    result = runner.invoke(app, ["detect", str(project / "corpus" / "edf" / "eval"), "--params-dir", str(project),
+                                 "--checkpoint", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"{len(edfs)} files: {len(edfs)} ok, 0 failed" in result.stdout
+    (line,) = stderr_lines(result)  # one warning for the run, not one per file
+    assert line.startswith(f"warning: {path} was trained on the synthetic corpus only (12 recordings, 1.5 h")
+    assert "never seen real EEG" in line and "not to be trusted" in line
+    assert training_data_warning(path, {**data, "source": "tusz"}) is None
+    assert training_data_warning(path, {}) is None
 
 
 def test_checkpoint_of_another_model_config(project: Path, tmp_path: Path) -> None:

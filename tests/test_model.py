@@ -25,7 +25,13 @@ from szflow.model import (
     restore_rng_state,
     save_checkpoint,
 )
-from szflow.model.detector import BiMambaLayer, _grouped_layer_norm, encoder_strides, reverse_valid
+from szflow.model.detector import (
+    BiMambaLayer,
+    _grouped_layer_norm,
+    _MaskedGroupNorm,
+    encoder_strides,
+    reverse_valid,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -283,6 +289,85 @@ def test_detector_gradients_flow_and_padding_gets_none() -> None:
     model(x, mask).masked_fill(~mask, 0).sum().backward()
     assert x.grad[1, :, 7 * 16 :].abs().max() == 0  # padded samples are masked out
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- missing electrodes
+def test_an_absent_electrodes_values_do_not_change_the_output() -> None:
+    """The presence mask: random values, huge values or NaN in an absent electrode's row give the
+    same logits bit for bit, with and without padded frames."""
+    torch.manual_seed(11)
+    model = Detector(tiny_config(in_channels=5, n_layers=2), mamba_impl="torch").eval()
+    x = torch.randn(3, 5, 160)
+    present = torch.ones(3, 5, dtype=torch.bool)
+    present[0, [1, 3]] = False
+    present[2, 4] = False
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2, 6:] = False
+    with torch.no_grad():
+        for frame_mask in (None, mask):
+            want = model(x, frame_mask, present)
+            for garbage in (torch.randn(2, 160) * 50.0, torch.full((2, 160), float("nan")),
+                            torch.full((2, 160), 1e30)):
+                other = x.clone()
+                other[0, [1, 3]] = garbage
+                other[2, 4] = garbage[0]
+                assert torch.equal(model(other, frame_mask, present), want)
+            # Absence is not zero-filling: the same zeros marked present give other logits.
+            zeroed = x.clone()
+            zeroed[0, [1, 3]] = 0.0
+            assert (model(zeroed, frame_mask)[0] - want[0]).abs().max().item() > 1e-4
+            # Windows with every electrode present are unaffected by their neighbours' masks.
+            alone = model(x[1:2], None if frame_mask is None else frame_mask[1:2])
+            assert (want[1] - alone[0]).abs().max().item() <= 1e-5
+
+
+def test_all_present_mask_is_the_unmasked_model_and_an_empty_window_is_refused() -> None:
+    torch.manual_seed(12)
+    model = Detector(tiny_config(), mamba_impl="torch").eval()
+    x = torch.randn(2, 3, 160)
+    with torch.no_grad():
+        assert torch.equal(model(x, None, torch.ones(2, 3, dtype=torch.bool)), model(x))
+        with pytest.raises(ValueError, match="at least one present electrode"):
+            model(x, None, torch.tensor([[True, True, True], [False, False, False]]))
+        with pytest.raises(ValueError, match="present shape"):
+            model(x, None, torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_masked_grouped_layer_norm_uses_only_the_present_rows() -> None:
+    torch.manual_seed(13)
+    norm = torch.nn.LayerNorm(4)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    h = torch.randn(6, 5, 4)  # 2 windows x 3 electrodes
+    rows = torch.tensor([True, False, True, True, True, True])
+    got = _grouped_layer_norm(norm, h, 3, rows)
+    present = h[[0, 2]]  # window 0 without its absent electrode 1
+    want = _grouped_layer_norm(norm, present, 2)
+    assert (got[[0, 2]] - want).abs().max().item() <= 1e-5
+    assert (got[3:] - _grouped_layer_norm(norm, h[3:], 3)).abs().max().item() <= 1e-5
+    assert (_grouped_layer_norm(norm, h, 3, torch.ones(6, dtype=torch.bool)) -
+            _grouped_layer_norm(norm, h, 3)).abs().max() <= 1e-5
+    # Its hand-written backward (`_MaskedGroupNorm`) against finite differences, in float64.
+    norm64 = torch.nn.LayerNorm(4).double()
+    with torch.no_grad():
+        norm64.weight.uniform_(0.5, 1.5)
+        norm64.bias.normal_()
+    h64 = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    weight = norm64.weight.detach().clone().requires_grad_(True)
+    bias = norm64.bias.detach().clone().requires_grad_(True)
+
+    assert torch.autograd.gradcheck(lambda v, w, b: _MaskedGroupNorm.apply(v, rows, w, b, 3, 1e-5),
+                                    (h64, weight, bias))
+
+
+def test_absent_electrodes_get_no_gradient() -> None:
+    torch.manual_seed(14)
+    model = Detector(tiny_config(), mamba_impl="torch")
+    x = torch.randn(2, 3, 160, requires_grad=True)
+    present = torch.tensor([[True, False, True], [True, True, True]])
+    model(x, None, present).sum().backward()
+    assert x.grad[0, 1].abs().max() == 0 and x.grad[0, 0].abs().max() > 0
 
 
 # ----------------------------------------------------------------------------- implementation choice

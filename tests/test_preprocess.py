@@ -189,7 +189,7 @@ def test_cache_windows_equal_preprocessed_arrays(tmp_path, corpus):
     assert list(store.index["recording_id"]) == sorted(store.index["recording_id"])
     for rid in store.index["recording_id"]:
         expected = np.load(tmp_path / "pre" / "train" / f"{rid}.npy").astype(np.float32)
-        x, y, valid = store.recording(rid)
+        x, y, valid, _ = store.recording(rid)
         np.testing.assert_array_equal(x, expected)
         assert valid.all()
     # Labels from the annotation, on the signal's sample grid.

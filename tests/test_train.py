@@ -24,6 +24,7 @@ from szflow.scoring import ProbabilityTrack
 from szflow.stages import train as train_stage
 from szflow.train import trainer as train_trainer
 from szflow.train.distributed import GlobalBatches, rank_slice
+from szflow.train.electrode_dropout import batch_dropped, drop_electrodes, dropped_electrodes
 from szflow.train.logging import RunLogger, resolve_wandb_mode
 from szflow.train.losses import masked_loss
 from szflow.train.schedule import WarmupCosine, warmup_cosine_factor
@@ -43,7 +44,12 @@ TINY = {
     "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None],
     "hardware.train_batch_size": 4, "hardware.inference_batch_size": 8, "hardware.precision": "fp32",
     "hardware.num_workers": 0,
+    # Off in the tiny runs: the toy signal's seizure rhythm is the same on every channel, which the
+    # re-referencing after a dropout removes (the real cache is common-average referenced, so it has
+    # no such common mode). The resume and DDP tests turn it on (ELECTRODE_DROPOUT).
+    "train.electrode_dropout_probability": 0.0,
 }
+ELECTRODE_DROPOUT = {"train.electrode_dropout_probability": 0.5, "train.electrode_dropout_max": 4}
 
 
 def tiny_params(**overrides) -> Params:
@@ -91,7 +97,8 @@ def test_the_stage_learns_and_writes_every_output(workdir):
 
 @pytest.mark.parametrize("hard_background_weight", [0.0, 0.5])
 def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, write_toy_store, toy_recordings):
-    params = tiny_params(**{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
+    params = tiny_params(**ELECTRODE_DROPOUT,
+                         **{"train.max_steps": 10, "train.eval_every_steps": 5, "train.checkpoint_every_steps": 3,
                             "sampler.hard_background_weight": hard_background_weight,
                             "sampler.hard_background_top_fraction": 0.1})
     caplog.set_level(logging.INFO, logger="szflow.train")
@@ -123,6 +130,59 @@ def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, 
     assert bool(hard_lines) == (hard_background_weight > 0)
     if hard_background_weight:
         assert all(" 0 window starts" not in line for line in hard_lines)
+
+
+# ----------------------------------------------------------------------------- electrode dropout
+def test_electrode_dropout_is_deterministic_per_window_and_follows_its_settings():
+    present = np.ones(19, dtype=bool)
+    draws = np.stack([dropped_electrodes(3, i, present, 0.5, 4) for i in range(4000)])
+    again = np.stack([dropped_electrodes(3, i, present, 0.5, 4) for i in range(4000)])
+    np.testing.assert_array_equal(draws, again)  # a function of (seed, window number) alone
+    assert not np.array_equal(draws, np.stack([dropped_electrodes(4, i, present, 0.5, 4) for i in range(4000)]))
+    counts = draws.sum(axis=1)
+    assert abs((counts > 0).mean() - 0.5) < 0.03
+    assert set(np.unique(counts[counts > 0])) == {1, 2, 3, 4}
+    np.testing.assert_allclose(np.bincount(counts[counts > 0])[1:] / (counts > 0).sum(), 0.25, atol=0.04)
+    assert abs(draws.mean(axis=0) - draws.mean()).max() < 0.03  # every electrode alike
+    assert not dropped_electrodes(3, 0, present, 0.0, 4).any()
+    # Only present electrodes are dropped, and never the last one.
+    few = np.zeros(19, dtype=bool)
+    few[[2, 7]] = True
+    for i in range(200):
+        lost = dropped_electrodes(3, i, few, 1.0, 4)
+        assert not (lost & ~few).any() and lost.sum() <= 1
+    batch = batch_dropped(3, 10, torch.ones(2, 19, dtype=torch.bool), 0.5, 4)
+    assert torch.equal(batch[1], torch.from_numpy(dropped_electrodes(3, 11, present, 0.5, 4)))
+
+
+def test_dropped_electrodes_are_zeroed_absent_and_the_rest_re_referenced():
+    torch.manual_seed(0)
+    raw = torch.randn(2, 19, 50)
+    x = raw - raw.mean(dim=1, keepdim=True)  # common average over all 19, as the cache holds it
+    present = torch.ones(2, 19, dtype=torch.bool)
+    dropped = torch.zeros(2, 19, dtype=torch.bool)
+    dropped[0, [4, 11]] = True
+    out, now = drop_electrodes(x, present, dropped)
+    keep = ~dropped[0]
+    assert torch.equal(now[0], keep) and now[1].all()
+    assert out[0, ~keep].abs().max() == 0
+    # The same common average a recording without those electrodes would have had (raw units).
+    want = raw[0, keep] - raw[0, keep].mean(dim=0)
+    assert (out[0, keep] - want).abs().max() <= 1e-5
+    assert torch.equal(out[1], x[1])  # a window that lost nothing is untouched
+    same, same_present = drop_electrodes(x, present, torch.zeros(2, 19, dtype=torch.bool))
+    assert same is x and torch.equal(same_present, present)
+
+
+def test_checkpoints_record_the_training_data(workdir):
+    _run(tiny_params(**SHORT), workdir)
+    store = SplitStore.open(workdir / "data" / "cache", "train")
+    for name in ("best.pt", "last.pt"):
+        data = load_checkpoint(workdir / "models" / name).training_data
+        assert data["source"] == "synthetic" and data["root"] == tiny_params().data.root
+        assert data["corpus_fingerprint"] == store.manifest["inputs"] and data["corpus_fingerprint"]
+        assert data["recordings"] == len(store) == data["train_recordings"] + data["val_recordings"]
+        assert data["hours"] == pytest.approx(store.manifest["hours"]) and data["hours"] > 0
 
 
 SHORT = {"train.max_steps": 4, "train.eval_every_steps": 4, "train.checkpoint_every_steps": 2}
@@ -374,13 +434,15 @@ def _ddp_rank(rank: int, world_size: int, params: Params, workdir: str) -> None:
 
 def test_two_ranks_match_one_process_with_the_global_batch(tmp_path, monkeypatch, write_toy_store, toy_recordings):
     """torchrun's contract (szflow.train.distributed): N ranks with B/N windows each give the weights of
-    one process with B windows (dropout off: each rank would draw its own masks)."""
+    one process with B windows (dropout off: each rank would draw its own masks; electrode dropout on:
+    it is keyed by the window's number in the run, the same on every rank)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     roots = {}
     for name in ("single", "ddp"):
         roots[name] = tmp_path / name
         write_toy_store(roots[name] / "data" / "cache", "train", toy_recordings(duration_s=20.0, seizure_s=6.0))
-    params = tiny_params(**{"train.max_steps": 3, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 3,
+    params = tiny_params(**ELECTRODE_DROPOUT,
+                         **{"train.max_steps": 3, "train.eval_every_steps": 3, "train.checkpoint_every_steps": 3,
                             "model.dropout": 0.0})
     _run(params, roots["single"])
     spawn(_ddp_rank, world_size=2, args=(params, str(roots["ddp"])), backend="gloo")

@@ -194,6 +194,7 @@ def detect(
             inputs, checkpoint=checkpoint, operating_point=operating_point, operating_points=operating_points,
             out_dir=out, fmt=fmt, params_dir=params_dir, device=device, batch_size=batch_size,
             progress=sys.stderr.isatty() if progress is None else progress, on_result=report,
+            on_warning=lambda message: typer.echo(f"warning: {message}", err=True),
         )
     except SzflowError as exc:
         _fail(exc)

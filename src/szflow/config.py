@@ -168,6 +168,18 @@ class TrainConfig(_Strict):
     patience_evals: int = Field(ge=1)
     grad_clip: float = Field(gt=0)
     selection_fa_per_24h: int = Field(ge=0)
+    # Electrode dropout: this fraction of training windows loses 1..electrode_dropout_max random
+    # electrodes (zeroed, marked absent, re-referenced), so the network copes with missing ones.
+    electrode_dropout_probability: float = Field(ge=0, le=1)
+    electrode_dropout_max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.electrode_dropout_probability > 0 and self.electrode_dropout_max < 1:
+            raise ValueError("electrode_dropout_max must be >= 1 when electrode_dropout_probability > 0")
+        if self.electrode_dropout_max >= len(ELECTRODES):
+            raise ValueError(f"electrode_dropout_max must be below {len(ELECTRODES)} (the electrodes there are)")
+        return self
 
 
 class EvalConfig(_Strict):

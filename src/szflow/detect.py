@@ -201,6 +201,7 @@ class FileResult:
 class DetectSummary:
     files: list[FileResult] = field(default_factory=list)
     out_dir: str = ""
+    warnings: list[str] = field(default_factory=list)  # about the whole run (e.g. the model's training data)
 
     @property
     def failed(self) -> list[FileResult]:
@@ -212,7 +213,7 @@ class DetectSummary:
 
     def as_dict(self) -> dict:
         return {"out_dir": self.out_dir, "ok": len(self.ok), "failed": len(self.failed),
-                "files": [vars(f) for f in self.files]}
+                "warnings": list(self.warnings), "files": [vars(f) for f in self.files]}
 
 
 def detect_paths(inputs: Sequence[str | Path], model, params: Params, operating_point: dict, out_dir: str | Path,
@@ -269,15 +270,29 @@ def detect_paths(inputs: Sequence[str | Path], model, params: Params, operating_
     return summary
 
 
+def training_data_warning(checkpoint: str | Path, training_data: dict) -> str | None:
+    """The warning a checkpoint's training data calls for, or None: a model trained on the synthetic
+    corpus has never seen real EEG, and nothing it says about a real recording can be trusted."""
+    if training_data.get("source") != "synthetic":
+        return None
+    return (f"{checkpoint} was trained on the synthetic corpus only ({training_data.get('recordings', '?')} "
+            f"recordings, {float(training_data.get('hours', 0.0)):.1f} h of generated EEG): it has never seen "
+            "real EEG, and its events on real recordings are not to be trusted. Train on real data "
+            "(data.source: tusz or bids) before using it on patients' recordings.")
+
+
 def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operating_point: str = "10",
                operating_points: str | Path | None = None, out_dir: str | Path = "detections",
                fmt: str = "csv_bi", params_dir: str | Path = ".", device: str | None = None,
                batch_size: int | None = None, progress: bool = False,
-               on_result: Callable[[FileResult], None] | None = None) -> DetectSummary:
+               on_result: Callable[[FileResult], None] | None = None,
+               on_warning: Callable[[str], None] | None = None) -> DetectSummary:
     """What `szflow detect` does: load params, the checkpoint and the operating point, then detect.
 
     Setup problems (params, checkpoint of another model config, operating points, device, format)
-    raise SzflowError before any file is touched; per-file problems are in the summary.
+    raise SzflowError before any file is touched; per-file problems are in the summary. Warnings
+    about the run as a whole (a model trained on synthetic data) go to `on_warning` once, before
+    the first file (default: the log), and into the summary.
     """
     if not inputs:
         raise ConfigError("no EDF files or folders given")
@@ -293,8 +308,13 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
     log.info("detect: %s step %d, operating point %s FA/24h %s, device %s", checkpoint, ckpt.step,
              operating_point, point, settings.device)
-    return detect_paths(inputs, model, params, point, out_dir, fmt, settings=settings, progress=progress,
-                        on_result=on_result)
+    warning = training_data_warning(checkpoint, ckpt.training_data)
+    if warning is not None:
+        (on_warning or log.warning)(warning)
+    summary = detect_paths(inputs, model, params, point, out_dir, fmt, settings=settings, progress=progress,
+                           on_result=on_result)
+    summary.warnings = [warning] if warning is not None else []
+    return summary
 
 
 def montage_line(prediction: FilePrediction) -> str:
@@ -341,5 +361,6 @@ __all__ = [
     "predict_segments",
     "recording_id",
     "run_detect",
+    "training_data_warning",
     "write_events",
 ]

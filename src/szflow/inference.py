@@ -136,8 +136,11 @@ def predict_tracks(
                 valid = batch["valid"]
                 # A mask only where some window runs past its recording's end (the common case has none).
                 mask = None if bool(valid.all()) else valid.to(device)
+                # Likewise the presence mask, only where some window's recording lacks an electrode.
+                present = batch["present"]
+                present = None if bool(present.all()) else present.to(device)
                 with autocast(device, precision):
-                    logits = model(x, mask)
+                    logits = model(x, mask, present)
                 outputs[batch["index"].numpy()] = torch.sigmoid(logits.float()).cpu().numpy()
                 bar.update(len(x))
     finally:

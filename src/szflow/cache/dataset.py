@@ -4,6 +4,7 @@ Each item is a dict:
   x      float32 (19, window_samples)        the normalised EEG window (zero past the recording end)
   y      float32 (window_samples,) or (frames,)  seizure labels 0/1, per sample or per frame
   valid  bool, same shape as y                False where the window runs past the recording end
+  present bool (19,)                          False for an electrode the recording lacks (a zero row)
   row, start  int                             the recording's row in the store and the window start
   index  int (inference only)                 the window's position in `InferenceWindows`
 With `frame_rate_hz` set, labels are reduced to frames of sample_rate / frame_rate samples
@@ -34,7 +35,7 @@ def samples_per_frame(sample_rate_hz: float, frame_rate_hz: float | None, window
 
 
 def _item(store, row: int, start: int, window: int, spf: int | None, reduce: str) -> dict:
-    x, y, valid = store.window(row, start, window)
+    x, y, valid, present = store.window(row, start, window)
     if spf is not None:
         y = frame_labels(y, spf, reduce)
         valid = valid[::spf]
@@ -42,6 +43,7 @@ def _item(store, row: int, start: int, window: int, spf: int | None, reduce: str
         "x": torch.from_numpy(x),
         "y": torch.from_numpy(y.astype(np.float32)),
         "valid": torch.from_numpy(np.ascontiguousarray(valid)),
+        "present": torch.from_numpy(present),
         "row": row,
         "start": start,
     }

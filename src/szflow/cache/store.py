@@ -35,6 +35,7 @@ class Window(NamedTuple):
     x: np.ndarray  # (19, n) float32, zero past the recording's end
     y: np.ndarray  # (n,) uint8 seizure mask, zero past the end
     valid: np.ndarray  # (n,) bool, False where the window runs past the recording
+    present: np.ndarray  # (channels,) bool, False for an electrode the recording lacks (its row is zero)
 
 
 # torch splits an element-wise copy longer than its grain size (32,768) across threads; on a busy
@@ -56,6 +57,20 @@ def _to_float32(block16: np.ndarray) -> np.ndarray:
     for first in range(0, source.numel(), _SINGLE_THREAD_CHUNK):
         target[first: first + _SINGLE_THREAD_CHUNK].copy_(source[first: first + _SINGLE_THREAD_CHUNK])
     return out
+
+
+def presence_array(index: pd.DataFrame, n_channels: int) -> np.ndarray:
+    """(rows, n_channels) bool from the index's `present` column ('0'/'1' per electrode, in
+    electrode order); every electrode present where the index has no such column."""
+    if "present" not in index.columns:
+        return np.ones((len(index), n_channels), dtype=bool)
+    present = np.zeros((len(index), n_channels), dtype=bool)
+    for row, flags in enumerate(index["present"]):
+        try:
+            present[row] = parse_presence(str(flags))
+        except ValueError as error:
+            raise CacheError(f"index row {row}, column present: {error}") from None
+    return present
 
 
 def _plain_list(value) -> list:
@@ -108,6 +123,7 @@ class WindowStore(ABC):
         self._offsets = index["offset"].to_numpy(np.int64)
         self._lengths = index["length"].to_numpy(np.int64)
         self._rows = {rid: i for i, rid in enumerate(index["recording_id"])}
+        self._present = presence_array(index, self.n_channels)
 
     @abstractmethod
     def span(self, row: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,19 +153,18 @@ class WindowStore(ABC):
         """Samples in the recording."""
         return int(self._lengths[self.row_of(row_or_recording_id)])
 
+    def present(self, row_or_recording_id: int | str) -> np.ndarray:
+        """(channels,) bool: which electrodes the recording has (the others are zero rows)."""
+        return self._present[self.row_of(row_or_recording_id)].copy()
+
     def seizure_intervals(self, row_or_recording_id: int | str) -> list[tuple[float, float]]:
         """Seizure intervals of the recording, seconds."""
         value = self.index["seizure_intervals"].iat[self.row_of(row_or_recording_id)]
         return [(float(a), float(b)) for a, b in value]
 
-    def present(self, row_or_recording_id: int | str) -> np.ndarray:
-        """(19,) bool: the recording's electrodes that were read or reconstructed (absent rows are zero)."""
-        if "present" not in self.index:
-            return np.ones(self.n_channels, dtype=bool)
-        return parse_presence(str(self.index["present"].iat[self.row_of(row_or_recording_id)]))
-
     def window(self, row_or_recording_id: int | str, start_sample: int, n_samples: int) -> Window:
-        """Samples [start, start + n) of a recording: x (channels, n) float32, y (n,) uint8, valid (n,) bool.
+        """Samples [start, start + n) of a recording: x (channels, n) float32, y (n,) uint8, valid (n,) bool,
+        present (channels,) bool.
 
         Parts of the window before 0 or past the recording's end are zero with valid False (never
         samples of a neighbouring recording). Only the float32 output is allocated.
@@ -160,7 +175,7 @@ class WindowStore(ABC):
         first, stop = max(start_sample, 0), min(start_sample + n_samples, length)
         if first == start_sample and stop == start_sample + n_samples:
             x16, y = self.span(row, first, stop)
-            return Window(_to_float32(x16), y, np.ones(n_samples, dtype=bool))
+            return Window(_to_float32(x16), y, np.ones(n_samples, dtype=bool), self._present[row].copy())
         x = np.zeros((self.n_channels, n_samples), np.float32)
         y = np.zeros(n_samples, np.uint8)
         valid = np.zeros(n_samples, dtype=bool)
@@ -169,7 +184,7 @@ class WindowStore(ABC):
             x16, y[a:b] = self.span(row, first, stop)
             x[:, a:b] = _to_float32(x16)
             valid[a:b] = True
-        return Window(x, y, valid)
+        return Window(x, y, valid, self._present[row].copy())
 
     def recording(self, row_or_recording_id: int | str) -> Window:
         """The whole recording as one window."""

@@ -1,9 +1,12 @@
 """Checkpoints: one torch file holding only tensors and primitives, so `torch.load(weights_only=True)` reads it.
 
 Layout (a plain dict):
-    format: "szflow-checkpoint", format_version: 1, torch_version: str
+    format: "szflow-checkpoint", format_version: 2, torch_version: str
     state_dict: {name: CPU tensor}            same keys for both Mamba implementations
     model_config: ModelConfig as a JSON-able dict
+    training_data: {str: str|int|float}       what the model was trained on (`source`: data.source,
+                                              `corpus_fingerprint`, `recordings`, `hours`, ...);
+                                              `szflow detect` warns when the source is synthetic
     step, epoch: int; metrics: {str: float|int|str|...}; params_hash: str
     training_state: dict | None               optimizer/scheduler/scaler/sampler/RNG (last.pt only)
 """
@@ -29,7 +32,9 @@ from szflow.model.detector import Detector
 log = logging.getLogger("szflow.model")
 
 FORMAT = "szflow-checkpoint"
-FORMAT_VERSION = 1
+# 2: the detector reads a presence mask (its encoder projection is wider) and the checkpoint
+# records its training data; a version-1 file cannot load into this detector.
+FORMAT_VERSION = 2
 _PRIMITIVES = (str, int, float, bool, type(None), torch.dtype, torch.Size)
 _BASE_TYPES = (bool, int, float, str)  # subclasses (IntEnum, TorchVersion, ...) pickle as their class
 
@@ -43,6 +48,7 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     params_hash: str = ""
     training_state: dict | None = None
+    training_data: dict = field(default_factory=dict)
 
 
 def _to_safe(obj: Any, where: str) -> Any:
@@ -86,6 +92,7 @@ def save_checkpoint(
     metrics: dict | None = None,
     params_hash: str = "",
     training_state: dict | None = None,
+    training_data: dict | None = None,
 ) -> None:
     """Write a checkpoint atomically (a crash mid-write leaves the previous file intact)."""
     payload = {
@@ -98,6 +105,7 @@ def save_checkpoint(
         "epoch": int(epoch),
         "metrics": _to_safe(dict(metrics or {}), "metrics"),
         "params_hash": str(params_hash),
+        "training_data": _to_safe(dict(training_data or {}), "training_data"),
         "training_state": None if training_state is None else _to_safe(training_state, "training_state"),
     }
     # Saved through a file handle, not the path: torch names the records inside the zip after the
@@ -134,7 +142,8 @@ def load_checkpoint(path: str | Path, expected_config: ModelConfig | None = None
         raise CheckpointError(f"{path}: not an szflow checkpoint (no '{FORMAT}' marker)")
     if payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format_version {payload.get('format_version')!r} is not {FORMAT_VERSION}"
+            f"{path}: checkpoint format_version {payload.get('format_version')!r} is not {FORMAT_VERSION}; "
+            "it was written by another szflow version: train again (`dvc repro train`)"
         )
     stored = payload.get("model_config")
     if not isinstance(stored, dict):
@@ -157,6 +166,7 @@ def load_checkpoint(path: str | Path, expected_config: ModelConfig | None = None
         metrics=dict(payload.get("metrics") or {}),
         params_hash=str(payload.get("params_hash", "")),
         training_state=payload.get("training_state"),
+        training_data=dict(payload.get("training_data") or {}),
     )
 
 

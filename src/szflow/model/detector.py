@@ -10,6 +10,9 @@ statistics across time); the forward scan is causal, so trailing padding is only
 the backward scan reverses each sequence *within its valid length* (padding stays at the end), so
 it too sees padding only in its future. This works unchanged with mamba_ssm's kernels, which take
 no mask. Padded frames' logits are set to PAD_LOGIT.
+
+Missing electrodes: `present` (B, C) is True for the electrodes a window has. The encoder ignores
+the others (see `PerElectrodeEncoder`): an absent electrode's values cannot change any logit.
 """
 
 from __future__ import annotations
@@ -107,14 +110,74 @@ class BiMambaLayer(nn.Module):
         return x + self.dropout(self.mix(h, lengths))
 
 
-def _grouped_layer_norm(norm: nn.LayerNorm, h: Tensor, group: int) -> Tensor:
-    """`norm` on h (N, T, c), with statistics over the c features of `group` consecutive rows."""
+class _MaskedGroupNorm(torch.autograd.Function):
+    """LayerNorm over (group rows x features) per position, statistics over the counted rows only.
+
+    Written out (forward and backward) because autograd through var_mean and two addcmuls makes
+    about three times the memory passes of a fused LayerNorm, on the encoder's largest tensor.
+    With P the counted rows of a group, n = |P| x features, xhat = (h - mean_P) * rstd_P for every
+    row, and g = dL/dxhat: dL/dh_k = rstd * (g_k - [k in P] * (A + xhat_k * B)), where
+    A = sum(g) / n and B = sum(g * xhat) / n run over all rows of the group (an uncounted row's
+    xhat depends on the counted rows' statistics too).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, rows: Tensor, weight: Tensor, bias: Tensor, group: int, eps: float) -> Tensor:
+        n_rows, length, _ = h.shape
+        windows = n_rows // group
+        # Statistics and output in float32 at least, as F.layer_norm computes them under autocast.
+        hf = h.float() if h.dtype in (torch.bfloat16, torch.float16) else h
+        var_r, mean_r = torch.var_mean(hf, dim=-1, correction=0)  # (N, T) each, one pass
+        counted = rows.to(hf.dtype).reshape(windows, group, 1)
+        count = counted.sum(dim=1, keepdim=True).clamp_min(1.0)
+        mean_r = mean_r.reshape(windows, group, length)
+        mean = (mean_r * counted).sum(dim=1, keepdim=True) / count  # (W, 1, T)
+        var = ((var_r.reshape(windows, group, length) + (mean_r - mean).square()) * counted).sum(
+            dim=1, keepdim=True) / count
+        rstd = torch.rsqrt(var + eps)
+        scale = rstd.expand(-1, group, -1).reshape(n_rows, length, 1)
+        shift = (-mean * rstd).expand(-1, group, -1).reshape(n_rows, length, 1)
+        xhat = torch.addcmul(shift, hf, scale)
+        ctx.save_for_backward(xhat, scale, counted, count, weight)
+        ctx.group, ctx.input_dtype = group, h.dtype
+        return torch.addcmul(bias.to(hf.dtype), xhat, weight.to(hf.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        xhat, scale, counted, count, weight = ctx.saved_tensors
+        group = ctx.group
+        n_rows, length, features = xhat.shape
+        windows = n_rows // group
+        grad_out = grad_out.to(xhat.dtype)
+        grad_weight = (grad_out * xhat).sum(dim=(0, 1)).to(weight.dtype)
+        grad_bias = grad_out.sum(dim=(0, 1)).to(weight.dtype)
+        g = grad_out * weight.to(xhat.dtype)
+        n = count * features  # (W, 1, 1)
+        a = g.sum(dim=-1).reshape(windows, group, length).sum(dim=1, keepdim=True) / n  # (W, 1, T)
+        b = (g * xhat).sum(dim=-1).reshape(windows, group, length).sum(dim=1, keepdim=True) / n
+        rstd = scale.reshape(windows, group, length)
+        coef_a = (rstd * a * counted).reshape(n_rows, length, 1)
+        coef_b = (rstd * b * counted).reshape(n_rows, length, 1)
+        grad_h = torch.addcmul(torch.addcmul(-coef_a, g, scale), xhat, -coef_b)
+        return grad_h.to(ctx.input_dtype), None, grad_weight, grad_bias, None, None
+
+
+def _grouped_layer_norm(norm: nn.LayerNorm, h: Tensor, group: int, rows: Tensor | None = None) -> Tensor:
+    """`norm` on h (N, T, c), with statistics over the c features of `group` consecutive rows.
+
+    `rows` (N,) True for a row that counts, False for one that does not (an absent electrode): the
+    statistics are then those of the counted rows alone, so an uncounted row's values change no
+    other row's output (`_MaskedGroupNorm`: per-row mean and variance pooled over the group,
+    mean = avg(m_r), var = avg(v_r + (m_r - mean)^2), exactly the joint statistics).
+    """
+    if rows is not None:
+        return _MaskedGroupNorm.apply(h, rows, norm.weight, norm.bias, group, norm.eps)
     if group == 1:
         return norm(h)
-    rows, length, features = h.shape
-    joint = h.reshape(rows // group, group, length, features).transpose(1, 2)
+    n_rows, length, features = h.shape
+    joint = h.reshape(n_rows // group, group, length, features).transpose(1, 2)
     joint = F.layer_norm(joint, (group, features), eps=norm.eps)
-    return joint.transpose(1, 2).reshape(rows, length, features) * norm.weight + norm.bias
+    return joint.transpose(1, 2).reshape(n_rows, length, features) * norm.weight + norm.bias
 
 
 class PerElectrodeEncoder(nn.Module):
@@ -127,6 +190,11 @@ class PerElectrodeEncoder(nn.Module):
     statistics over the window's electrodes, so relative amplitude survives. Max and mean over
     electrodes are site-invariant, and a small per-electrode projection kept in electrode order says
     where the activity is (eye and chewing artifacts are frontal and temporal).
+
+    Missing electrodes: `present` (B, C) marks the electrodes a window has. An absent electrode's
+    input row is replaced by zeros, it is left out of the LayerNorm statistics and of the max and
+    mean, and its spatial features are zeroed, so its values cannot change the output; the mask
+    itself is appended to the pooled features, so the network knows which sites it is not seeing.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -148,20 +216,22 @@ class PerElectrodeEncoder(nn.Module):
             c_in = c_out
         features = c_in
         self.spatial = nn.Linear(features, cfg.encoder_spatial_channels) if cfg.encoder_spatial_channels else None
-        pooled = 2 * features + cfg.in_channels * cfg.encoder_spatial_channels
+        # max, mean, per-electrode spatial features, and the presence mask (one value per electrode)
+        pooled = 2 * features + cfg.in_channels * cfg.encoder_spatial_channels + cfg.in_channels
         self.proj = nn.Linear(pooled, cfg.d_model)
 
-    def temporal(self, x: Tensor, keep: Tensor | None, group: int) -> Tensor:
+    def temporal(self, x: Tensor, keep: Tensor | None, group: int, rows: Tensor | None = None) -> Tensor:
         """x (N, 1, T), keep (N, 1, T) or None -> (N, features, T / stride).
 
         Rows come in consecutive groups of `group` (the electrodes of one window) that share each
         LayerNorm's statistics per position, so the norm keeps the amplitude of one row relative
-        to the others instead of scaling every row to unit variance.
+        to the others instead of scaling every row to unit variance. `rows` (N,) bool says which
+        rows count in those statistics (None: all).
         """
         if keep is not None:
             x = x * keep
         for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
-            x = F.gelu(_grouped_layer_norm(norm, conv(x).transpose(1, 2), group)).transpose(1, 2)
+            x = F.gelu(_grouped_layer_norm(norm, conv(x).transpose(1, 2), group, rows)).transpose(1, 2)
             if keep is not None:
                 # Zero padded positions at this resolution, so the next conv sees exactly the zero
                 # padding it would see at the end of the unpadded sequence.
@@ -169,17 +239,34 @@ class PerElectrodeEncoder(nn.Module):
                 x = x * keep
         return x
 
-    def forward(self, x: Tensor, sample_mask: Tensor | None = None) -> Tensor:
-        """x (B, C, T), T a multiple of the total stride -> (B, T / stride, d_model)."""
+    def forward(self, x: Tensor, sample_mask: Tensor | None = None, present: Tensor | None = None) -> Tensor:
+        """x (B, C, T), T a multiple of the total stride; present (B, C) bool or None (all present)
+        -> (B, T / stride, d_model)."""
         batch, electrodes, length = x.shape
         keep = None
         if sample_mask is not None:
             keep = sample_mask[:, None, :].to(x.dtype).repeat_interleave(electrodes, dim=0)
-        h = self.temporal(x.reshape(batch * electrodes, 1, length), keep, group=electrodes)
+        rows = None
+        if present is not None:
+            # where, not a product: an absent row holding NaN or inf must not leak through 0 * x.
+            x = torch.where(present[:, :, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+            rows = present.reshape(batch * electrodes)
+        h = self.temporal(x.reshape(batch * electrodes, 1, length), keep, group=electrodes, rows=rows)
         h = h.reshape(batch, electrodes, h.shape[1], h.shape[2]).permute(0, 3, 1, 2)  # (B, F, C, features)
-        parts = [h.amax(dim=2), h.mean(dim=2)]
-        if self.spatial is not None:
-            parts.append(self.spatial(h).flatten(2))
+        frames = h.shape[1]
+        if present is None:
+            parts = [h.amax(dim=2), h.mean(dim=2)]
+            spatial = None if self.spatial is None else self.spatial(h)
+            mask = torch.ones((batch, frames, electrodes), dtype=h.dtype, device=h.device)
+        else:
+            on = present[:, None, :, None]  # (B, 1, C, 1)
+            count = present.sum(dim=1).to(h.dtype)[:, None, None]  # (B, 1, 1); >= 1 (Detector checks)
+            parts = [h.masked_fill(~on, float("-inf")).amax(dim=2), (h * on).sum(dim=2) / count]
+            spatial = None if self.spatial is None else self.spatial(h) * on
+            mask = present[:, None, :].to(h.dtype).expand(batch, frames, electrodes)
+        if spatial is not None:
+            parts.append(spatial.flatten(2))
+        parts.append(mask)
         return self.proj(torch.cat(parts, dim=-1))
 
 
@@ -201,9 +288,19 @@ class Detector(nn.Module):
         """Frames produced for `n_samples` input samples (a partial last frame counts, zero-padded)."""
         return frames_for(self.cfg, n_samples)
 
-    def forward(self, x: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, frame_mask: Tensor | None = None, present: Tensor | None = None) -> Tensor:
+        """x (B, C, T); frame_mask (B, F) bool prefix mask or None; present (B, C) bool or None (all
+        electrodes present) -> logits (B, F). An absent electrode's row does not change the output."""
         if x.dim() != 3 or x.shape[1] != self.cfg.in_channels:
             raise ValueError(f"expected x of shape (B, {self.cfg.in_channels}, T), got {tuple(x.shape)}")
+        if present is not None:
+            if present.shape != x.shape[:2]:
+                raise ValueError(f"present shape {tuple(present.shape)} != (batch, electrodes) {tuple(x.shape[:2])}")
+            present = present.to(device=x.device, dtype=torch.bool)
+            if bool(present.all()):
+                present = None  # the unmasked path computes the same, in fewer passes
+            elif not bool(present.any(dim=1).all()):
+                raise ValueError("present: every window needs at least one present electrode")
         n_frames = self.frames_for(x.shape[-1])
         pad = n_frames * self.samples_per_frame - x.shape[-1]
         if pad:
@@ -218,7 +315,7 @@ class Detector(nn.Module):
             lengths = prefix_lengths(frame_mask)
             keep = frame_mask[:, :, None].to(x.dtype)
             sample_mask = frame_mask.repeat_interleave(self.samples_per_frame, dim=1)
-        h = self.encoder(x, sample_mask)
+        h = self.encoder(x, sample_mask, present)
         for layer in self.layers:
             if keep is not None:
                 h = h * keep
@@ -251,7 +348,7 @@ def describe_model(cfg: ModelConfig) -> str:
         desc = f"encoder.spatial Linear {spatial.in_features} -> {spatial.out_features} (per electrode)"
         rows.append((desc, f"{frames} x {cfg.in_channels} x {spatial.out_features}", count_parameters(spatial)))
     proj = model.encoder.proj
-    desc = "encoder.proj Linear (max, mean over electrodes + spatial)"
+    desc = "encoder.proj Linear (max, mean over present electrodes + spatial + presence mask)"
     rows.append((desc, f"{frames} x {cfg.d_model}", count_parameters(proj)))
     for i, layer in enumerate(model.layers):
         blk = layer.fwd

@@ -412,6 +412,8 @@
     if (which === "false-alarm") candidates = candidates.filter((e) => e.kind === "false alarm");
     if (which === "miss") candidates = candidates.filter((e) => e.kind === "miss");
     if (!candidates.length) { status.textContent = `no ${which === "miss" ? "miss" : which === "false-alarm" ? "false alarm" : "event"} in this recording`; return null; }
+    // By centre, not by start: a long event that starts first can have its centre after shorter ones.
+    candidates = [...candidates].sort((x, y) => mid(x) - mid(y));
     let target;
     if (which === "previous") target = [...candidates].reverse().find((e) => mid(e) < centre - eps) || candidates[candidates.length - 1];
     else target = candidates.find((e) => mid(e) > centre + eps) || candidates[0];

@@ -2,11 +2,12 @@
 whole patients scored like dev/eval.
 
 `Trainer(params, store, paths)` sets a run up (split, baseline, sampler, model, optimizer, schedule,
-scaler, resume); `fit()` is the loop, to be read top to bottom: batch -> loss -> backward -> clip ->
-step -> schedule, and every so many steps validate / checkpoint / log.
+scaler, resume); `fit()` is the loop, to be read top to bottom: batch -> electrode dropout -> loss ->
+backward -> clip -> step -> schedule, and every so many steps validate / checkpoint / log.
 
 Outputs (`TrainPaths`):
-  best        weights at the best validation selection metric (no training state)
+  best        weights at the best validation selection metric (no training state); best and last
+              record the training data (`training_data`: source, corpus fingerprint, recordings, hours)
   last        every `checkpoint_every_steps` and at the end, with optimizer, scheduler, scaler,
               sampler position, RNG states and the selection bookkeeping
   baseline    the classical baseline, fitted on the same training recordings
@@ -61,6 +62,7 @@ from szflow.train.distributed import (
     rank_slice,
     wrap_model,
 )
+from szflow.train.electrode_dropout import batch_dropped, drop_electrodes
 from szflow.train.hard_negatives import hard_background_runs
 from szflow.train.logging import RunLogger, resolve_wandb_mode
 from szflow.train.losses import masked_loss
@@ -117,10 +119,24 @@ def build_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Opti
                               {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
 
 
-def to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """x, y, valid, present of a batch on `device`."""
     non_blocking = device.type == "cuda"
-    return (batch["x"].to(device, non_blocking=non_blocking), batch["y"].to(device, non_blocking=non_blocking),
-            batch["valid"].to(device, non_blocking=non_blocking))
+    return tuple(batch[key].to(device, non_blocking=non_blocking) for key in ("x", "y", "valid", "present"))
+
+
+def training_data(params: Params, store: SplitStore, train_recordings: list, val_recordings: list) -> dict:
+    """What a model trained on `store` has seen, as checkpoints record it (`szflow detect` reads
+    `source` to warn about a model that has only seen synthetic EEG)."""
+    manifest = store.manifest
+    return {
+        "source": params.data.source, "root": params.data.root,
+        # The cache's fingerprint of every preprocessed input (metadata and array sizes).
+        "corpus_fingerprint": str(manifest.get("inputs", "")),
+        "preprocess_params_hash": str(manifest.get("preprocess_params_hash", "")),
+        "recordings": len(store), "hours": float(manifest.get("hours", 0.0)),
+        "train_recordings": len(train_recordings), "val_recordings": len(val_recordings),
+    }
 
 
 def resumable_checkpoint(path: Path, params: Params, params_hash: str) -> Checkpoint | None:
@@ -181,6 +197,9 @@ class Trainer:
         self.precision = resolve_precision(hw.precision, self.device)
         self.params_hash = run_params_hash(params, self.precision)
         part = rank_slice(hw.train_batch_size, self.dist.rank, self.dist.world_size)
+        # Index of this rank's first window within each global batch (electrode dropout is keyed by it).
+        self.part_first = part.indices(hw.train_batch_size)[0]
+        self.training_data = training_data(params, store, self.split.train_recordings, self.split.val_recordings)
         self.windows_per_step = hw.train_batch_size * hw.grad_accumulation
         self.sens_key = sensitivity_key(tc.selection_fa_per_24h)
 
@@ -268,12 +287,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(hw.grad_accumulation):
-            x, y, valid = to_device(next(self.batches), self.device)
+            batch = next(self.batches)
+            # Drawn from the batch's CPU presence, before the copy to the device (no device sync).
+            first = self.windows_seen + micro * hw.train_batch_size + self.part_first
+            dropped = batch_dropped(tc.seed, first, batch["present"], tc.electrode_dropout_probability,
+                                    tc.electrode_dropout_max)
+            x, y, valid, present = to_device(batch, self.device)
+            x, present = drop_electrodes(x, present, dropped)
             # DDP all-reduces gradients on the last micro-batch only.
             sync = not self.distributed or micro == hw.grad_accumulation - 1
             with contextlib.nullcontext() if sync else self.train_model.no_sync():
                 with autocast(self.device, self.precision):
-                    logits = self.train_model(x, None if bool(valid.all()) else valid)
+                    logits = self.train_model(x, None if bool(valid.all()) else valid,
+                                              None if bool(present.all()) else present)
                 loss = masked_loss(logits, y, valid, pos_weight=tc.pos_weight) / hw.grad_accumulation
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
@@ -302,7 +328,8 @@ class Trainer:
             improved = self.selection.update(self.step, metrics, self.sens_key)
             if improved:
                 save_checkpoint(self.paths.best, model=self.model, model_config=params.model, step=self.step,
-                                metrics={**metrics, "step": self.step}, params_hash=self.params_hash)
+                                metrics={**metrics, "step": self.step}, params_hash=self.params_hash,
+                                training_data=self.training_data)
             self.log_validation(metrics)
             stop = self.selection.evals_without_improvement >= params.train.patience_evals
             log.info("step %d validation: AUROC %.4f, sensitivity %.3f at %.2f FA/24h (<= %.2f, threshold %.2f)%s "
@@ -316,7 +343,7 @@ class Trainer:
         if self.is_main:
             save_checkpoint(self.paths.last, model=self.model, model_config=self.params.model, step=self.step,
                             metrics=dict(self.selection.best_metrics), params_hash=self.params_hash,
-                            training_state=self.training_state())
+                            training_state=self.training_state(), training_data=self.training_data)
 
     def training_state(self) -> dict:
         """Everything beside the weights that a resumed run needs to continue bit-exactly."""
