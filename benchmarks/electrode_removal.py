@@ -188,7 +188,7 @@ def score_runs(runs: dict[str, list], index: pd.DataFrame, points: dict) -> dict
     return scores
 
 
-def summarise(scores: dict, removed: dict, points: list[str]) -> dict:
+def summarise(scores: dict, points: list[str]) -> dict:
     """Per k: mean OVLP sensitivity and FA/24h over its draws, and the change against k = 0."""
     by_k: dict[int, list[dict]] = {}
     for run, result in scores.items():
@@ -202,10 +202,10 @@ def summarise(scores: dict, removed: dict, points: list[str]) -> dict:
                     for key in points}
         means[k]["draws"] = len(results)
     if 0 in means:
-        for k in means:
-            means[k]["loss_vs_k0"] = {key: {
-                "sensitivity": means[0][key]["sensitivity"] - means[k][key]["sensitivity"],
-                "fa_per_24h_added": means[k][key]["fa_per_24h"] - means[0][key]["fa_per_24h"]} for key in points}
+        for mean in means.values():
+            mean["loss_vs_k0"] = {key: {
+                "sensitivity": means[0][key]["sensitivity"] - mean[key]["sensitivity"],
+                "fa_per_24h_added": mean[key]["fa_per_24h"] - means[0][key]["fa_per_24h"]} for key in points}
     target = None
     if 0 in means and TARGET_K in means and TARGET_POINT in points:
         loss = means[TARGET_K]["loss_vs_k0"][TARGET_POINT]
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         run_in_processes(predict_runs, jobs, args.workers, done, died, what="electrode removal")
     scores = score_runs(tracks, index, points)
-    summary = summarise(scores, removed, list(points))
+    summary = summarise(scores, list(points))
     eval_metrics = workdir / layout.split_metrics(SPLIT)
     reference = None
     if eval_metrics.exists() and args.limit is None:
