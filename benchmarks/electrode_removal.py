@@ -1,7 +1,7 @@
 """Electrodes taken off the cap: eval quality at the frozen operating points with 0, 2 and 4 removed.
 
     python benchmarks/electrode_removal.py [--workdir .] [--k 0 2 4] [--draws 3] [--seed 0]
-        [--workers 2] [--torch-threads 1] [--device cpu] [--limit N] [--out FILE.json]
+        [--workers 2] [--torch-threads 1] [--device cpu] [--limit N] [--k0-from-eval] [--out FILE.json]
 
 Needs a finished pipeline in `--workdir` (its params.yaml, data/preprocess/report.csv, the eval
 cache data/cache/eval, models/best.pt and the dev-frozen models/operating_points.json). For every
@@ -20,7 +20,8 @@ The tracks, with the cache's reference seizures, are scored as the eval stage sc
 
 k = 0 is deterministic (nothing drawn): one draw only. It goes through the same path and must give
 the eval stage's scores (metrics/eval.json, shown beside it when present) up to float32 round-off
-of differently batched windows. Recordings whose removal leaves fewer than
+of differently batched windows; `--k0-from-eval` takes the eval stage's own tracks instead (one run
+less). Recordings whose removal leaves fewer than
 `preprocess.min_electrodes` (which `szflow detect` would refuse) are still scored: the JSON counts them.
 
 Cost: each run preprocesses and infers the whole eval split again: about 1.5 CPU-s per EEG hour
@@ -54,7 +55,7 @@ from szflow.config import ELECTRODES, load_params
 from szflow.data.edf import EegRecording, read_eeg_segments
 from szflow.data.electrodes import without
 from szflow.errors import SzflowError
-from szflow.evaluate import score_at_operating_points
+from szflow.evaluate import read_tracks, score_at_operating_points
 from szflow.inference import predict_tracks, resolve_device
 from szflow.io_utils import atomic_write_json
 from szflow.model.checkpoint import load_checkpoint, load_detector
@@ -177,6 +178,16 @@ def eval_recordings(workdir: Path, limit: int | None) -> tuple[pd.DataFrame, dic
     return index, files
 
 
+def eval_stage_tracks(workdir: Path, index: pd.DataFrame, step: int) -> list:
+    """The eval stage's own tracks (predictions/eval) of the recordings in `index`: k = 0 as eval made it."""
+    evaluated = json.loads((workdir / layout.split_metrics(SPLIT)).read_text())
+    if int(evaluated.get("checkpoint_step", -1)) != int(step):
+        raise SzflowError(f"{layout.split_metrics(SPLIT)} is from checkpoint step {evaluated.get('checkpoint_step')}, "
+                          f"the checkpoint is step {step}: re-run the eval stage or drop --k0-from-eval")
+    tracks = read_tracks(workdir / layout.predictions_dir(SPLIT) / layout.NETWORK_TRACKS)
+    return [t for t in tracks if t.recording_id in index.index]
+
+
 def score_runs(runs: dict[str, list], index: pd.DataFrame, points: dict) -> dict:
     """OVLP (and the rest of eval's scores) per run, with the cache's reference seizures."""
     scores = {}
@@ -224,7 +235,8 @@ def markdown(scores: dict, summary: dict, removed: dict, points: list[str]) -> s
         for key in points:
             ovlp = scores[run]["operating_points"][key]["ovlp"]
             cells.append(f"{ovlp['sensitivity']:.3f} / {ovlp['fa_per_24h']:.2f}")
-        cells.append("; ".join(" ".join(names) for names in removed[run][:3]) if k != "0" else "-")
+        first = [removed[run][name] for name in sorted(removed[run])[:3]]
+        cells.append("; ".join(" ".join(names) for names in first) if k != "0" else "-")
         lines.append("| " + " | ".join(cells) + " |")
     for k, mean in summary["per_k"].items():
         cells = [k, f"mean of {mean['draws']}"]
@@ -253,6 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, nargs="+", default=[0, 2, 4], help="electrodes removed (default 0 2 4)")
     parser.add_argument("--draws", type=int, default=3, help="random draws per k > 0 (default 3; k = 0 has one)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--k0-from-eval", action="store_true",
+                        help="take k = 0 from the eval stage's tracks (predictions/eval) instead of recomputing "
+                             "it through this path: one run less")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (0: this process)")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default: the profile's)")
@@ -273,19 +288,21 @@ def main(argv: list[str] | None = None) -> dict:
     points = dict(frozen["detector"])
     index, files = eval_recordings(workdir, args.limit)
     runs = tuple((k, draw) for k in sorted(set(args.k)) for draw in range(1 if k == 0 else args.draws))
+    computed = tuple(run for run in runs if not (args.k0_from_eval and run[0] == 0))
     hours = float(index["duration_s"].sum()) / 3600
     workers = max(1, args.workers)
-    low, high = (hours * len(runs) * (CPU_S_PER_EEG_HOUR["preprocess"] + x) / 60 / workers
+    low, high = (hours * len(computed) * (CPU_S_PER_EEG_HOUR["preprocess"] + x) / 60 / workers
                  for x in CPU_S_PER_EEG_HOUR["inference"])
-    print(f"# {len(index)} recordings ({len(files)} EDF files), {hours:.1f} h of EEG x {len(runs)} runs "
-          f"(k=0 once: deterministic); estimated {low:.1f}-{high:.1f} min on {workers} worker(s)", flush=True)
+    print(f"# {len(index)} recordings ({len(files)} EDF files), {hours:.1f} h of EEG x {len(computed)} runs "
+          f"(k=0 once: deterministic{'; taken from the eval stage' if len(computed) < len(runs) else ''}); "
+          f"estimated {low:.1f}-{high:.1f} min on {workers} worker(s)", flush=True)
     started = time.perf_counter()
     durations = index["duration_s"].to_dict()
-    jobs = sorted((Job(edf, recordings, runs, args.seed, str(workdir), str(checkpoint), args.device,
+    jobs = sorted((Job(edf, recordings, computed, args.seed, str(workdir), str(checkpoint), args.device,
                        args.torch_threads, sum(durations[r] for r in recordings) / 3600)
-                   for edf, recordings in files.items()), key=lambda j: -j.hours)
+                   for edf, recordings in files.items() if computed), key=lambda j: -j.hours)
     tracks: dict[str, list] = {f"{k}/{d}": [] for k, d in runs}
-    removed: dict[str, list] = {f"{k}/{d}": [] for k, d in runs}
+    removed: dict[str, dict[str, list]] = {f"{k}/{d}": {} for k, d in runs}  # run -> EDF name -> electrodes
     n_present: dict[str, list] = {f"{k}/{d}": [] for k, d in runs}
     failures: list[str] = []
     done_hours = [0.0]
@@ -293,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     def done(result: dict) -> None:
         for run, value in result["runs"].items():
             tracks[run].extend(value["tracks"])
-            removed[run].append(value["removed"])
+            removed[run][Path(result["edf"]).name] = value["removed"]
             if value["n_present"] is not None:
                 n_present[run].append(value["n_present"])
         failures.extend(result["failures"])
@@ -310,6 +327,9 @@ def main(argv: list[str] | None = None) -> dict:
             done(predict_runs(job))
     else:
         run_in_processes(predict_runs, jobs, args.workers, done, died, what="electrode removal")
+    if len(computed) < len(runs):
+        tracks["0/0"] = eval_stage_tracks(workdir, index, step)
+        removed["0/0"] = {Path(edf).name: [] for edf in files}
     scores = score_runs(tracks, index, points)
     summary = summarise(scores, list(points))
     eval_metrics = workdir / layout.split_metrics(SPLIT)
@@ -327,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": {run: {"ovlp": {key: scores[run]["operating_points"][key]["ovlp"] for key in points},
                        "auroc": scores[run]["auroc"], "recordings_scored": len(tracks[run]),
                        "files_below_min_electrodes": sum(n < min_electrodes for n in n_present[run]),
-                       "removed_per_file": removed[run]}
+                       "removed_per_file": dict(sorted(removed[run].items()))}
                  for run in scores},
         **summary, "eval_stage_ovlp": reference, "failures": failures,
     }

@@ -21,11 +21,15 @@ events hit, the events the form misses and the events it adds.
 The label forms read the very same signals and should agree to the bit. The bipolar forms do not
 carry every electrode (CHB-MIT: FZ CZ PZ are a chain connected to nothing else, so missing; TCP: FZ
 and PZ are in no derivation), so the network sees 16 or 17 electrodes and a common average over
-them: they are expected to differ more, and the table says so. Each recording is one job (all its
-forms); jobs run in `--workers` processes (`szflow.process_pool`), each with `--torch-threads`
-torch threads. Cost: per EEG hour and form about 1.6 CPU-s to simulate, 1.5 to preprocess and
-3-9 to infer, so ~12 h of recordings x 7 forms is ~9-17 CPU-minutes (half that wall time on two
-workers). Prints a Markdown table; `--out` writes the JSON.
+them: against the full referential file they are expected to differ, and the table says so. So each
+recording is also written as a referential file lacking just those electrodes, and the bipolar
+forms are compared with it too: that row is what the least-squares reconstruction itself changes
+(with the EDF's 16-bit quantisation of the derivations), and the referential-less row is what the
+missing electrodes alone change. Each recording is one job (all its 9 files); jobs run in
+`--workers` processes (`szflow.process_pool`), each with `--torch-threads` torch threads. Cost: per
+EEG hour and file about 1.6 CPU-s to simulate, 1.5 to preprocess and 3-9 to infer, so ~12 h of
+recordings x 9 files is ~12-22 CPU-minutes (about half that wall time on two workers). Prints a
+Markdown table; `--out` writes the JSON.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from szflow.synth import make_plan, write_recording
 from szflow.synth.variants import Variant
 
 REFERENCE_FORM = "referential"
+CHBMIT_MISSING, TCP_MISSING = ("FZ", "CZ", "PZ"), ("FZ", "PZ")
 # Form name -> how it is written. The reference first.
 FORMS: dict[str, Variant] = {
     REFERENCE_FORM: Variant(),
@@ -62,12 +67,28 @@ FORMS: dict[str, Variant] = {
     "labels_suffix_REF": Variant("labels_suffix", suffix="-REF"),
     "bipolar_chbmit": Variant("bipolar_chbmit"),
     "bipolar_tcp": Variant("bipolar_tcp"),
+    # Referential files lacking what each bipolar montage lacks: the like-for-like references.
+    "referential_less_FZ_CZ_PZ": Variant("missing_electrodes", absent=CHBMIT_MISSING),
+    "referential_less_FZ_PZ": Variant("missing_electrodes", absent=TCP_MISSING),
 }
-# What a form is expected to lose, said beside its numbers.
-EXPECTED = {
-    "bipolar_chbmit": "FZ CZ PZ missing (their chain is connected to nothing else): expected to differ",
-    "bipolar_tcp": "FZ PZ missing (in no TCP derivation): expected to differ",
-}
+SAME_SAMPLES = "the same samples under other labels: expected identical"
+# (row, form, compared with, what to expect).
+COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
+    ("labels_1010", "labels_1010", REFERENCE_FORM, SAME_SAMPLES),
+    ("labels_padded", "labels_padded", REFERENCE_FORM, SAME_SAMPLES),
+    ("labels_suffix_LE", "labels_suffix_LE", REFERENCE_FORM, SAME_SAMPLES),
+    ("labels_suffix_REF", "labels_suffix_REF", REFERENCE_FORM, SAME_SAMPLES),
+    ("bipolar_chbmit", "bipolar_chbmit", REFERENCE_FORM,
+     "FZ CZ PZ missing (their chain is connected to nothing else): expected to differ"),
+    ("bipolar_chbmit vs referential less FZ CZ PZ", "bipolar_chbmit", "referential_less_FZ_CZ_PZ",
+     "the same 16 electrodes: only the reconstruction (and EDF quantisation of the derivations) differs"),
+    ("referential less FZ CZ PZ", "referential_less_FZ_CZ_PZ", REFERENCE_FORM,
+     "the loss of the 3 electrodes alone"),
+    ("bipolar_tcp", "bipolar_tcp", REFERENCE_FORM, "FZ PZ missing (in no TCP derivation): expected to differ"),
+    ("bipolar_tcp vs referential less FZ PZ", "bipolar_tcp", "referential_less_FZ_PZ",
+     "the same 17 electrodes: only the reconstruction (and EDF quantisation of the derivations) differs"),
+    ("referential less FZ PZ", "referential_less_FZ_PZ", REFERENCE_FORM, "the loss of the 2 electrodes alone"),
+)
 CPU_S_PER_EEG_HOUR = {"simulate": 1.6, "preprocess": 1.5, "inference": (3.0, 9.0)}
 
 
@@ -100,13 +121,31 @@ def _model_and_params(job: Job):
     return _LOADED[key]
 
 
+def compare(form: tuple, reference: tuple, points) -> dict:
+    """Frame probabilities and events of one form against those of a reference form."""
+    probabilities, events, montage = form
+    ref_probabilities, ref_events, _ = reference
+    n = min(len(probabilities), len(ref_probabilities))
+    difference = np.abs(probabilities[:n].astype(np.float64) - ref_probabilities[:n])
+    per_point = {}
+    for key in points:
+        hits, missed, added = ovlp_counts(ref_events[key], events[key])
+        per_point[key] = {"reference_events": len(ref_events[key]), "events": len(events[key]),
+                          "hits": hits, "missed": missed, "added": added,
+                          "identical": events[key] == ref_events[key]}
+    return {"frames": n, "frames_differ_in_length": len(probabilities) != len(ref_probabilities),
+            "max_abs": float(difference.max(initial=0.0)), "sum_abs": float(difference.sum()),
+            "n_present": montage.n_present, "missing": list(montage.missing), "points": per_point}
+
+
 def compare_recording(job: Job) -> dict:
-    """Write one recording in every form, detect on each, compare each with the referential file."""
+    """Write one recording in every form, detect on each, and make every comparison of COMPARISONS."""
     params, model, settings = _model_and_params(job)
     spec = job.spec
     folder = Path(job.folder) / spec.bname
-    result: dict = {"recording": spec.bname, "duration_s": float(spec.duration_s), "forms": {}, "failures": {}}
-    reference = None
+    result: dict = {"recording": spec.bname, "duration_s": float(spec.duration_s), "comparisons": {},
+                    "failures": {}}
+    outputs: dict[str, tuple] = {}
     try:
         for form, variant in FORMS.items():
             path = folder / form / f"{spec.bname}.edf"
@@ -115,32 +154,16 @@ def compare_recording(job: Job) -> dict:
                 prediction = predict_segments(path, model, params, settings=settings)
             except Exception as exc:  # noqa: BLE001 - one form failing is a result, the others go on
                 result["failures"][form] = f"{type(exc).__name__}: {exc}"
-                if form == REFERENCE_FORM:
-                    return result
                 continue
             finally:
                 shutil.rmtree(path.parent, ignore_errors=True)
-            probabilities = prediction.track.probabilities
             events = {key: prediction.events(point) for key, point in job.points.items()}
-            if reference is None:
-                reference = (probabilities, events)
-            ref_probabilities, ref_events = reference
-            n = min(len(probabilities), len(ref_probabilities))
-            difference = np.abs(probabilities[:n].astype(np.float64) - ref_probabilities[:n])
-            per_point = {}
-            for key in job.points:
-                hits, missed, added = ovlp_counts(ref_events[key], events[key])
-                per_point[key] = {"reference_events": len(ref_events[key]), "events": len(events[key]),
-                                  "hits": hits, "missed": missed, "added": added,
-                                  "identical": events[key] == ref_events[key]}
-            result["forms"][form] = {
-                "frames": n, "frames_differ_in_length": len(probabilities) != len(ref_probabilities),
-                "max_abs": float(difference.max(initial=0.0)), "sum_abs": float(difference.sum()),
-                "n_present": prediction.montage.n_present, "missing": list(prediction.montage.missing),
-                "points": per_point,
-            }
+            outputs[form] = (prediction.track.probabilities, events, prediction.montage)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    for row, form, against, _ in COMPARISONS:
+        if form in outputs and against in outputs:
+            result["comparisons"][row] = compare(outputs[form], outputs[against], job.points)
     return result
 
 
@@ -156,23 +179,23 @@ def choose_recordings(specs, background: int, limit: int | None) -> list:
 
 
 def summarise(results: list[dict], points: list[str]) -> dict:
-    """Per form: the probability differences and the event agreement at each operating point."""
+    """Per comparison: the probability differences and the event agreement at each operating point."""
     summary: dict = {}
-    for form in FORMS:
-        rows = [r["forms"][form] for r in results if form in r["forms"]]
-        frames = sum(row["frames"] for row in rows)
+    for row, form, against, expected in COMPARISONS:
+        rows = [r["comparisons"][row] for r in results if row in r["comparisons"]]
+        frames = sum(item["frames"] for item in rows)
         entry = {
+            "form": form, "compared_with": against, "expected": expected,
             "recordings": len(rows),
-            "failed": sum(form in r["failures"] for r in results),
-            "max_abs_difference": max((row["max_abs"] for row in rows), default=float("nan")),
-            "mean_abs_difference": sum(row["sum_abs"] for row in rows) / frames if frames else float("nan"),
-            "recordings_bit_identical": sum(row["max_abs"] == 0.0 for row in rows),
-            "electrodes_present": sorted({row["n_present"] for row in rows}),
-            "expected": EXPECTED.get(form, "the same signals under other labels: expected identical"),
+            "failed": sum(form in r["failures"] or against in r["failures"] for r in results),
+            "max_abs_difference": max((item["max_abs"] for item in rows), default=float("nan")),
+            "mean_abs_difference": sum(item["sum_abs"] for item in rows) / frames if frames else float("nan"),
+            "recordings_bit_identical": sum(item["max_abs"] == 0.0 for item in rows),
+            "electrodes_present": sorted({item["n_present"] for item in rows}),
             "points": {},
         }
         for key in points:
-            counts = [row["points"][key] for row in rows]
+            counts = [item["points"][key] for item in rows]
             reference_events = sum(c["reference_events"] for c in counts)
             hits = sum(c["hits"] for c in counts)
             entry["points"][key] = {
@@ -181,22 +204,23 @@ def summarise(results: list[dict], points: list[str]) -> dict:
                 "missed": sum(c["missed"] for c in counts), "added": sum(c["added"] for c in counts),
                 "recordings_identical_events": sum(c["identical"] for c in counts),
             }
-        summary[form] = entry
+        summary[row] = entry
     return summary
 
 
 def markdown(summary: dict, points: list[str]) -> str:
-    head = ["form", "recordings", "electrodes", "max abs diff", "mean abs diff"]
-    head += [f"FA{key}: hit / missed / added" for key in points] + ["note"]
+    head = ["form (vs the referential file unless said)", "recordings", "electrodes", "max abs diff",
+            "mean abs diff"]
+    head += [f"FA{key}: hit / missed / added" for key in points] + ["expected"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for form, entry in summary.items():
-        cells = [form, f"{entry['recordings']}" + (f" ({entry['failed']} failed)" if entry["failed"] else ""),
+    for row, entry in summary.items():
+        cells = [row, f"{entry['recordings']}" + (f" ({entry['failed']} failed)" if entry["failed"] else ""),
                  "/".join(map(str, entry["electrodes_present"])),
                  f"{entry['max_abs_difference']:.3g}", f"{entry['mean_abs_difference']:.3g}"]
         for key in points:
             p = entry["points"][key]
             cells.append(f"{p['fraction_hit']:.3f} ({p['hits']}/{p['reference_events']}) / {p['missed']} / {p['added']}")
-        cells.append("reference" if form == REFERENCE_FORM else entry["expected"])
+        cells.append(entry["expected"])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -233,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     per_hour = [CPU_S_PER_EEG_HOUR["simulate"] + CPU_S_PER_EEG_HOUR["preprocess"] + x
                 for x in CPU_S_PER_EEG_HOUR["inference"]]
     workers = max(1, args.workers)
-    print(f"# {len(specs)} recordings, {hours:.1f} h of EEG x {len(FORMS)} forms; estimated "
+    print(f"# {len(specs)} recordings, {hours:.1f} h of EEG x {len(FORMS)} files; estimated "
           f"{hours * len(FORMS) * per_hour[0] / 60 / workers:.0f}-{hours * len(FORMS) * per_hour[1] / 60 / workers:.0f} "
           f"min on {workers} worker(s)", flush=True)
     started = time.perf_counter()
@@ -248,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
                   + (f" failures: {result['failures']}" if result["failures"] else ""), flush=True)
 
         def died(job: Job, reason: str) -> None:
-            done({"recording": job.spec.bname, "duration_s": job.spec.duration_s, "forms": {},
+            done({"recording": job.spec.bname, "duration_s": job.spec.duration_s, "comparisons": {},
                   "failures": {REFERENCE_FORM: reason}})
 
         if args.workers <= 0:
@@ -260,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarise(results, list(points))
     report = {"checkpoint": str(checkpoint), "checkpoint_step": step, "operating_points": points,
               "recordings": len(results), "eeg_hours": hours, "seconds": time.perf_counter() - started,
-              "forms": summary, "per_recording": results}
+              "comparisons": summary, "per_recording": results}
     print(markdown(summary, list(points)))
     print(f"# {time.perf_counter() - started:.0f} s")
     if args.out:

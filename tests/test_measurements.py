@@ -48,13 +48,19 @@ def test_montage_equivalence_label_forms_agree_to_the_bit(project: Path, tmp_pat
     report = _script("montage_equivalence").main(
         ["--params-dir", str(project), "--workers", "0", "--background", "0", "--limit", "1", "--out", str(out)])
     assert json.loads(out.read_text())["recordings"] == report["recordings"] == 1
-    forms = report["forms"]
+    rows = report["comparisons"]
     for form in ("labels_1010", "labels_padded", "labels_suffix_LE", "labels_suffix_REF"):
-        assert forms[form]["recordings"] == 1 and forms[form]["max_abs_difference"] == 0.0
-        assert all(p["missed"] == p["added"] == 0 for p in forms[form]["points"].values())
-    assert forms["bipolar_chbmit"]["electrodes_present"] == [16]
-    assert forms["bipolar_tcp"]["electrodes_present"] == [17]
-    assert "expected to differ" in forms["bipolar_tcp"]["expected"]
+        assert rows[form]["recordings"] == 1 and rows[form]["max_abs_difference"] == 0.0
+        assert all(p["missed"] == p["added"] == 0 for p in rows[form]["points"].values())
+    assert rows["bipolar_chbmit"]["electrodes_present"] == [16]
+    assert rows["bipolar_tcp"]["electrodes_present"] == [17]
+    assert "expected to differ" in rows["bipolar_tcp"]["expected"]
+    # Like for like: the same electrodes read directly or reconstructed differ far less than the
+    # missing electrodes change (the reconstruction is exact but for the EDF's quantisation).
+    for bipolar, less in (("bipolar_chbmit", "FZ CZ PZ"), ("bipolar_tcp", "FZ PZ")):
+        same = rows[f"{bipolar} vs referential less {less}"]
+        assert same["electrodes_present"] == rows[bipolar]["electrodes_present"]
+        assert same["mean_abs_difference"] < 0.2 * rows[bipolar]["mean_abs_difference"]
 
 
 def test_electrode_removal_k0_is_the_eval_stage(project: Path, tmp_path: Path) -> None:
@@ -67,10 +73,16 @@ def test_electrode_removal_k0_is_the_eval_stage(project: Path, tmp_path: Path) -
         assert ovlp == evaluated[key]["ovlp"]
     for run in ("2/0", "2/1"):
         assert report["runs"][run]["recordings_scored"] == 4 and not report["failures"]
-        assert all(len(names) == 2 for names in report["runs"][run]["removed_per_file"])
+        removed = report["runs"][run]["removed_per_file"]
+        assert len(removed) == 4 and all(len(names) == 2 for names in removed.values())
     assert report["runs"]["2/0"]["removed_per_file"] != report["runs"]["2/1"]["removed_per_file"]
     assert set(report["per_k"]) == {"0", "2"} and report["target"]["k"] == 2
     assert json.loads(out.read_text())["per_k"]["2"]["draws"] == 2
+    # The eval stage's own tracks for k = 0: the same scores, nothing computed.
+    from_eval = _script("electrode_removal").main(["--workdir", str(project), "--workers", "0", "--k", "0",
+                                                   "--k0-from-eval"])
+    assert from_eval["runs"]["0/0"]["ovlp"] == report["runs"]["0/0"]["ovlp"]
+    assert from_eval["runs"]["0/0"]["recordings_scored"] == 4
 
 
 def test_removal_is_a_file_without_those_electrodes(project: Path, tmp_path: Path) -> None:
