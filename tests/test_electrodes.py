@@ -17,6 +17,7 @@ from szflow.data.electrodes import (
     parse_presence,
     presence_string,
     resolve_montage,
+    without,
 )
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.montage import common_average_reference
@@ -152,6 +153,40 @@ def test_missing_electrodes_and_the_minimum() -> None:
     refusal = montage.refusal(17)
     assert refusal.startswith("missing electrodes O1, T6, CZ: 16 of 19 present, fewer than preprocess.min_electrodes 17")
     assert "EEG EKG1-REF" in refusal  # the labels the file has, to see why
+
+
+def test_without_takes_electrodes_off_the_cap() -> None:
+    labels = [f"EEG {n}-REF" for n in ELECTRODES] + ["EEG EKG1-REF"]
+    full = resolve_montage(labels)
+    fewer = without(full, ["T7", "cz"])  # a 10-10 alias and any case name the same electrodes
+    assert fewer.missing == ("T3", "CZ") and fewer.n_present == 17
+    assert fewer.labels == full.labels
+    # The same file: the sources are the remaining electrodes' own signals, in the full montage's order.
+    assert set(fewer.sources) == set(full.sources) - {labels.index("EEG T3-REF"), labels.index("EEG CZ-REF")}
+    assert fewer.source_labels == [s for s in full.source_labels if s not in ("EEG T3-REF", "EEG CZ-REF")]
+    signals = np.random.default_rng(3).normal(size=(19, 40)).astype(np.float32)
+    rows = [full.sources.index(s) for s in fewer.sources]
+    np.testing.assert_array_equal(fewer.apply(signals[rows])[fewer.present], signals[rows])
+    assert without(full, []).missing == ()
+    with pytest.raises(ValueError, match="EKG1"):
+        without(full, ["EKG1"])
+
+
+def test_without_on_a_bipolar_montage_drops_every_derivation_of_the_electrode() -> None:
+    chbmit = resolve_montage(CHB_MIT)
+    # C3 is one link of the FP1-F3-C3-P3-O1 chain: F3 and P3 stay connected through FP1 and O1.
+    fewer = without(chbmit, ["C3"])
+    assert fewer.missing == ("C3", "FZ", "CZ", "PZ")
+    assert not any("C3" in label for label in fewer.source_labels)
+    # Exact on noiseless derivations, like the full montage.
+    nodes = {node for label in CHB_MIT for node in parse_label(label) if node != REFERENCE_NODE} | set(ELECTRODES)
+    potentials = _potentials(nodes)
+    signals = _derivations(CHB_MIT, potentials)[list(fewer.sources)].astype(np.float32)
+    got = common_average_reference(fewer.apply(signals), fewer.present)
+    np.testing.assert_allclose(got, _car(potentials, fewer.present), atol=2e-3)
+    # An electrode reachable only through the removed ones goes missing with them.
+    # FP1 is only in FP1-F7 and FP1-F3.
+    assert without(chbmit, ["F7", "F3"]).missing == ("FP1", "F3", "F7", "FZ", "CZ", "PZ")
 
 
 def test_common_average_reference_over_present_electrodes_only() -> None:

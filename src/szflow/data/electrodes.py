@@ -29,7 +29,8 @@ signal to the common rate (`szflow.signal.chain`), so signals recorded at differ
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -254,3 +255,23 @@ def resolve_montage(labels: list[str] | tuple[str, ...]) -> ElectrodeMontage:
         selection = tuple(int(j) for j in rows.argmax(axis=1))
     return ElectrodeMontage(labels=labels, sources=sources, matrix=matrix, present=present, direct=direct,
                             derived=derived, missing=missing, _selection=selection)
+
+
+def without(montage: ElectrodeMontage, names: Iterable[str]) -> ElectrodeMontage:
+    """The montage of the same signals with electrodes `names` taken off the cap.
+
+    Every signal that records one of them (its referential channel, each derivation it is a pole
+    of) is left unread and the rest is resolved again, so an electrode reachable only through a
+    removed one goes missing too. `sources` still index the recording's signals (`labels` are
+    kept), so the result reads the same file. `names` are 10-20 electrodes (10-10 aliases accepted);
+    ValueError for any other name.
+    """
+    removed = {_node(name.strip().upper()) for name in names}
+    unknown = sorted(removed - _ELECTRODE_SET)
+    if unknown:
+        raise ValueError(f"not electrodes of the 10-20 montage: {', '.join(unknown)}")
+    kept = []
+    for label in montage.labels:
+        parsed = parse_label(label)
+        kept.append("" if parsed is not None and removed & set(parsed) else label)
+    return replace(resolve_montage(kept), labels=montage.labels)

@@ -1,0 +1,105 @@
+"""Smoke runs of the electrode measurements (benchmarks/montage_equivalence.py and
+benchmarks/electrode_removal.py) on a tiny finished project, and the honesty of the removal."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from szflow.config import load_params
+from szflow.data.edf import read_eeg
+from szflow.signal.chain import preprocess_recording
+from szflow.synth import make_plan, write_recording
+from szflow.synth.variants import Variant
+
+REPO = Path(__file__).resolve().parents[1]
+SYNTH = {"seed": 5, "patients": {"train": 0, "dev": 0, "eval": 2}, "recordings_per_patient": 2,
+         "min_duration_s": 70, "max_duration_s": 150, "broken_files": 0}
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, eval_project) -> Path:
+    root = tmp_path_factory.mktemp("measure") / "proj"
+    eval_project(root, SYNTH)
+    # params.yaml says what the corpus is, so the equivalence script's plan is this corpus's.
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["synth"].update(SYNTH)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def test_montage_equivalence_label_forms_agree_to_the_bit(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "equivalence.json"
+    report = _script("montage_equivalence").main(
+        ["--params-dir", str(project), "--workers", "0", "--background", "0", "--limit", "1", "--out", str(out)])
+    assert json.loads(out.read_text())["recordings"] == report["recordings"] == 1
+    rows = report["comparisons"]
+    for form in ("labels_1010", "labels_padded", "labels_suffix_LE", "labels_suffix_REF"):
+        assert rows[form]["recordings"] == 1 and rows[form]["max_abs_difference"] == 0.0
+        assert all(p["missed"] == p["added"] == 0 for p in rows[form]["points"].values())
+    assert rows["bipolar_chbmit"]["electrodes_present"] == [16]
+    assert rows["bipolar_tcp"]["electrodes_present"] == [17]
+    assert "expected to differ" in rows["bipolar_tcp"]["expected"]
+    # Like for like: the same electrodes read directly or reconstructed differ far less than the
+    # missing electrodes change (the reconstruction is exact but for the EDF's quantisation).
+    for bipolar, less in (("bipolar_chbmit", "FZ CZ PZ"), ("bipolar_tcp", "FZ PZ")):
+        same = rows[f"{bipolar} vs referential less {less}"]
+        assert same["electrodes_present"] == rows[bipolar]["electrodes_present"]
+        assert same["mean_abs_difference"] < 0.2 * rows[bipolar]["mean_abs_difference"]
+
+
+def test_electrode_removal_k0_is_the_eval_stage(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "removal.json"
+    report = _script("electrode_removal").main(
+        ["--workdir", str(project), "--workers", "0", "--k", "0", "2", "--draws", "2", "--out", str(out)])
+    assert set(report["runs"]) == {"0/0", "2/0", "2/1"}  # k = 0 is deterministic: one draw
+    evaluated = json.loads((project / "metrics" / "eval.json").read_text())["operating_points"]
+    for key, ovlp in report["runs"]["0/0"]["ovlp"].items():
+        assert ovlp == evaluated[key]["ovlp"]
+    for run in ("2/0", "2/1"):
+        assert report["runs"][run]["recordings_scored"] == 4 and not report["failures"]
+        removed = report["runs"][run]["removed_per_file"]
+        assert len(removed) == 4 and all(len(names) == 2 for names in removed.values())
+    assert report["runs"]["2/0"]["removed_per_file"] != report["runs"]["2/1"]["removed_per_file"]
+    assert set(report["per_k"]) == {"0", "2"} and report["target"]["k"] == 2
+    assert json.loads(out.read_text())["per_k"]["2"]["draws"] == 2
+    # The eval stage's own tracks for k = 0: the same scores, nothing computed.
+    from_eval = _script("electrode_removal").main(["--workdir", str(project), "--workers", "0", "--k", "0",
+                                                   "--k0-from-eval"])
+    assert from_eval["runs"]["0/0"]["ovlp"] == report["runs"]["0/0"]["ovlp"]
+    assert from_eval["runs"]["0/0"]["recordings_scored"] == 4
+
+
+def test_removal_is_a_file_without_those_electrodes(project: Path, tmp_path: Path) -> None:
+    """Dropping electrodes from a read recording preprocesses exactly as a file that never had them."""
+    removal = _script("electrode_removal")
+    params = load_params(project)
+    spec = make_plan(params.synth).split("eval")[0]
+    spec = dataclasses.replace(spec, variant=Variant())
+    absent = ("C3", "O2")
+    write_recording(tmp_path / "full.edf", spec)
+    write_recording(tmp_path / "fewer.edf", dataclasses.replace(spec, variant=Variant("missing_electrodes", absent)))
+    dropped = removal.drop_electrodes(read_eeg(tmp_path / "full.edf"), list(absent))
+    honest = read_eeg(tmp_path / "fewer.edf", min_electrodes=12)
+    assert dropped.montage.missing == honest.montage.missing == absent
+    np.testing.assert_array_equal(preprocess_recording(dropped, params.preprocess),
+                                  preprocess_recording(honest, params.preprocess))
+    # The draw depends only on (seed, k, draw, file name), and only present electrodes are drawn.
+    present = honest.montage.present
+    first = removal.removed_electrodes(present, 4, 1, 0, "a.edf")
+    assert first == removal.removed_electrodes(present, 4, 1, 0, "a.edf") and not set(first) & set(absent)
