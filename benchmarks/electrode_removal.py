@@ -19,7 +19,7 @@ The tracks, with the cache's reference seizures, are scored as the eval stage sc
 (`szflow.evaluate.score_at_operating_points` at the frozen detector points).
 
 k = 0 is deterministic (nothing drawn): one draw only. It goes through the same path and must give
-the eval stage's scores (metrics/eval.json, shown beside it when present) up to float32 round-off
+the eval stage's scores (metrics/detail/eval.json, shown beside it when present) up to float32 round-off
 of differently batched windows; `--k0-from-eval` takes the eval stage's own tracks instead (one run
 less). Recordings whose removal leaves fewer than
 `preprocess.min_electrodes` (which `szflow detect` would refuse) are still scored: the JSON counts them.
@@ -180,9 +180,9 @@ def eval_recordings(workdir: Path, limit: int | None) -> tuple[pd.DataFrame, dic
 
 def eval_stage_tracks(workdir: Path, index: pd.DataFrame, step: int) -> list:
     """The eval stage's own tracks (predictions/eval) of the recordings in `index`: k = 0 as eval made it."""
-    evaluated = json.loads((workdir / layout.split_metrics(SPLIT)).read_text())
+    evaluated = json.loads((workdir / layout.split_detail(SPLIT)).read_text())
     if int(evaluated.get("checkpoint_step", -1)) != int(step):
-        raise SzflowError(f"{layout.split_metrics(SPLIT)} is from checkpoint step {evaluated.get('checkpoint_step')}, "
+        raise SzflowError(f"{layout.split_detail(SPLIT)} is from checkpoint step {evaluated.get('checkpoint_step')}, "
                           f"the checkpoint is step {step}: re-run the eval stage or drop --k0-from-eval")
     tracks = read_tracks(workdir / layout.predictions_dir(SPLIT) / layout.NETWORK_TRACKS)
     return [t for t in tracks if t.recording_id in index.index]
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
         removed["0/0"] = {Path(edf).name: [] for edf in files}
     scores = score_runs(tracks, index, points)
     summary = summarise(scores, list(points))
-    eval_metrics = workdir / layout.split_metrics(SPLIT)
+    eval_metrics = workdir / layout.split_detail(SPLIT)
     reference = None
     if eval_metrics.exists() and args.limit is None:
         evaluated = json.loads(eval_metrics.read_text())
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(markdown(scores, summary, removed, list(points)))
     if reference:
-        print("eval stage (metrics/eval.json): " + ", ".join(
+        print("eval stage (metrics/detail/eval.json): " + ", ".join(
             f"FA{key} {v['sensitivity']:.3f} / {v['fa_per_24h']:.2f}" for key, v in reference.items()))
     below = {run: value["files_below_min_electrodes"] for run, value in report["runs"].items()
              if value["files_below_min_electrodes"]}

@@ -68,7 +68,7 @@ def test_electrode_removal_k0_is_the_eval_stage(project: Path, tmp_path: Path) -
     report = _script("electrode_removal").main(
         ["--workdir", str(project), "--workers", "0", "--k", "0", "2", "--draws", "2", "--out", str(out)])
     assert set(report["runs"]) == {"0/0", "2/0", "2/1"}  # k = 0 is deterministic: one draw
-    evaluated = json.loads((project / "metrics" / "eval.json").read_text())["operating_points"]
+    evaluated = json.loads((project / "metrics" / "detail" / "eval.json").read_text())["operating_points"]
     for key, ovlp in report["runs"]["0/0"]["ovlp"].items():
         assert ovlp == evaluated[key]["ovlp"]
     for run in ("2/0", "2/1"):
