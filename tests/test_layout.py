@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from szflow import layout
-from szflow.config import SPLITS, STAGE_PARAMS, SharedParams, load_params, stage_snapshot
+from szflow.config import EVAL_SEARCH_KEYS, SPLITS, SharedParams
 from szflow.remote.specs import GPU_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +34,7 @@ def _outs(stage: dict) -> set[str]:
 
 
 def _data_deps(stage: dict) -> set[str]:
-    """Data deps, without the stage's params file (written from params.yaml, never shipped remotely)."""
-    snapshots = {layout.stage_params(name).as_posix() for name in STAGE_PARAMS}
-    return {d for d in _names(stage.get("deps")) if not d.startswith(CODE_PREFIXES)} - PARAM_PATHS - snapshots
+    return {d for d in _names(stage.get("deps")) if not d.startswith(CODE_PREFIXES)} - PARAM_PATHS
 
 
 def _code_deps(stage: dict) -> set[str]:
@@ -48,7 +46,7 @@ def _layout_paths() -> set[str]:
     for split in SPLITS:
         paths |= {layout.cache_split_dir(split).as_posix(), layout.predictions_dir(split).as_posix(),
                   layout.split_metrics(split).as_posix(), layout.split_detail(split).as_posix()}
-    return paths | {layout.stage_params(name).as_posix() for name in STAGE_PARAMS}
+    return paths
 
 
 def _driver_imports(name: str) -> set[str]:
@@ -114,52 +112,13 @@ def test_entry_point_is_thin(name):
     assert not [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign))]
 
 
-# What each stage declared as params before data/params/<stage>.json replaced the sections (whole
-# sections; `hardware`: every key of params/${hw}.yaml), less the `eval` keys it never read (train:
-# only the search; dev, eval: not the plots' timeline count): the files must keep covering them.
-DECLARED_BEFORE = {
-    "synth": {"data", "synth"}, "preprocess": {"data", "preprocess"}, "cache": {"preprocess"},
-    "train": {"model", "train", "sampler", "eval.search", "hardware"},
-    "dev": {"model", "sampler", "eval.search", "eval.operating_points_fa_per_24h", "hardware"},
-    "eval": {"model", "sampler", "eval.search", "eval.operating_points_fa_per_24h", "hardware"},
-    "plots": {"eval.timeline_recordings", "data", "preprocess", "sampler.window_s"},
-}
-# Params a stage declares for `dvc exp show --param-deps`: single keys people compare runs by.
-HEADLINE_PARAMS = {"hw", "synth.seed", "model.d_model", "model.n_layers", "train.lr", "train.max_steps"}
 SECTIONS = set(SharedParams.model_fields) | {"hardware"}
 
 
-def test_every_stage_but_params_has_a_params_file():
-    assert set(STAGE_PARAMS) == set(STAGES) - {"params"}
-
-
-def test_params_stage_writes_the_files_from_the_params_and_the_schema():
-    stage = STAGES["params"]
-    assert {"params.yaml", "params", "src/szflow/config.py"} <= _names(stage["deps"])
-    assert _outs(stage) == {layout.STAGE_PARAMS_DIR.as_posix()}
-
-
-@pytest.mark.parametrize("name", sorted(STAGE_PARAMS))
-def test_stage_depends_on_its_params_file_and_declares_only_headline_params(name):
-    stage = STAGES[name]
-    assert layout.stage_params(name).as_posix() in _names(stage["deps"])
-    declared = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params") or []}
-    assert declared <= HEADLINE_PARAMS, f"{name}: declares {sorted(declared - HEADLINE_PARAMS)}"
-
-
-@pytest.mark.parametrize("name", sorted(STAGE_PARAMS))
-def test_params_file_covers_what_the_stage_declared_before(name):
-    snapshot = stage_snapshot(load_params(REPO), name)
-    for entry in DECLARED_BEFORE[name]:
-        section, _, key = entry.partition(".")
-        if key == "search":  # train: the post-processing search of `eval` (model selection)
-            assert set(load_params(REPO).eval.tuning_grid()) <= set(snapshot[section])
-        elif key:
-            assert key in snapshot[section], f"{name}: {entry} missing"
-        else:
-            reference = load_params(REPO)
-            full = (reference.hardware if section == "hardware" else getattr(reference.shared, section))
-            assert snapshot[section] == full.model_dump(mode="json"), f"{name}: {section} incomplete"
+def _declared_params(stage: dict) -> set[str]:
+    """Declared params as `section` or `section.key`; the profile file `params/${hw}.yaml` as `hardware`."""
+    names = _names(stage.get("params"))
+    return {"hardware" if name.startswith("params/") else name for name in names}
 
 
 def _sections_read(path: Path) -> set[str]:
@@ -169,14 +128,21 @@ def _sections_read(path: Path) -> set[str]:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id == "params" and node.attr in SECTIONS):
             read.add(node.attr)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "section_hash"):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "section_hash":
             read |= {arg.value for arg in node.args if isinstance(arg, ast.Constant)}
     return read
 
 
-@pytest.mark.parametrize("name", sorted(STAGE_PARAMS))
-def test_driver_reads_only_sections_in_its_params_file(name):
-    allowed = {entry.partition(".")[0] for entry in STAGE_PARAMS[name]}
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_driver_reads_only_params_its_stage_declares(name):
+    declared = {entry.partition(".")[0] for entry in _declared_params(STAGES[name])}
     read = _sections_read(REPO / "src/szflow/stages" / f"{name}.py")
-    assert read <= allowed, f"{name}: the driver reads {sorted(read - allowed)}, not in STAGE_PARAMS[{name!r}]"
+    assert read <= declared, f"{name}: the driver reads {sorted(read - declared)}, which dvc.yaml does not declare"
+
+
+@pytest.mark.parametrize("name", ["train", "dev", "eval"])
+def test_stages_that_tune_post_processing_declare_the_whole_search(name):
+    # Training selects its checkpoint by tuning the post-processing (szflow.train.selection); dev tunes
+    # it; eval applies it. Each declares every key of `EvalConfig.tuning_grid` and the hardware profile.
+    declared = _declared_params(STAGES[name])
+    assert {f"eval.{key}" for key in EVAL_SEARCH_KEYS} | {"model", "sampler", "hardware"} <= declared

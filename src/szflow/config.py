@@ -301,42 +301,6 @@ class Params(BaseModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# ----------------------------------------------------------------------------- per-stage params
-# The params each DVC stage reads: a whole section, one `section.key`, or `hardware` (the active
-# profile, resolved). The `params` stage writes each stage's values to data/params/<stage>.json
-# (`stage_snapshot`), and the stage depends on that file instead of declaring params sections in
-# dvc.yaml: it re-runs when one of its values changes, and `dvc exp show` is not given a column for
-# every key (docs/metrics.md). tests/test_layout.py checks that each driver reads within its entry.
-STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "synth": ("data", "synth"),
-    "preprocess": ("data", "preprocess"),
-    "cache": ("preprocess",),
-    # Model selection tunes the post-processing of `eval` at one target FA/24h (szflow.train.selection):
-    # the search keys, not the targets or the plots' count.
-    "train": ("model", "train", "sampler", *(f"eval.{key}" for key in EVAL_SEARCH_KEYS), "hardware"),
-    "dev": ("model", "sampler", "eval.operating_points_fa_per_24h",
-            *(f"eval.{key}" for key in EVAL_SEARCH_KEYS), "hardware"),
-    "eval": ("model", "sampler", "eval.operating_points_fa_per_24h",
-             *(f"eval.{key}" for key in EVAL_SEARCH_KEYS), "hardware"),
-    "plots": ("eval.timeline_recordings", "data", "preprocess", "sampler.window_s"),
-}
-
-
-def stage_snapshot(params: Params, stage: str) -> dict:
-    """The values of STAGE_PARAMS[stage] as one nested JSON-ready dict ({"model": {...}, "hardware": {...}})."""
-    if stage not in STAGE_PARAMS:
-        raise ConfigError(f"no params entry for stage {stage!r}; stages: {sorted(STAGE_PARAMS)}")
-    snapshot: dict[str, Any] = {}
-    for entry in STAGE_PARAMS[stage]:
-        section, _, key = entry.partition(".")
-        values = (params.hardware if section == "hardware" else getattr(params.shared, section)).model_dump(mode="json")
-        if key:
-            snapshot.setdefault(section, {})[key] = values[key]
-        else:
-            snapshot[section] = values
-    return snapshot
-
-
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():

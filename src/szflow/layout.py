@@ -12,8 +12,6 @@ from pathlib import Path
 SYNTH_DIR = Path("data/synth")
 # Written instead of a corpus when data.source is a real corpus (the DVC out must exist).
 SYNTH_SKIPPED = SYNTH_DIR / "SKIPPED.txt"
-# One JSON file per stage with the params it reads (szflow.config.STAGE_PARAMS): its params dep.
-STAGE_PARAMS_DIR = Path("data/params")
 PREPROCESS_DIR = Path("data/preprocess")
 PREPROCESS_REPORT = PREPROCESS_DIR / "report.csv"
 CACHE_DIR = Path("data/cache")
@@ -41,11 +39,6 @@ EVAL_REVIEW_PAGE = PLOTS_DIR / "review_eval.html"
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("params")
-
-
-def stage_params(stage: str) -> Path:
-    """data/params/<stage>.json: the values of the params the stage reads, written by the `params` stage."""
-    return STAGE_PARAMS_DIR / f"{stage}.json"
 
 
 def cache_split_dir(split: str) -> Path:
