@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -232,6 +233,27 @@ def review(
     typer.echo(f"wrote {out} ({len(inputs.recordings)} recording(s), {out.stat().st_size / 1e6:.1f} MB)")
     if inputs.failures:
         raise typer.Exit(code=1)
+
+
+# The columns `szflow runs` keeps: the params people change between runs and the headline metrics
+# (szflow.evaluate.headline). `dvc exp show` alone lists every key of params.yaml and every dep path
+# of dvc.yaml (DVC 3.67 has no setting for its default columns; docs/metrics.md).
+RUNS_PARAMS = ("hw", "synth.seed", "model.d_model", "model.n_layers", "train.lr", "train.max_steps")
+RUNS_COLUMNS = ("^(Experiment|Created|" + "|".join(key.replace(".", r"\.") for key in RUNS_PARAMS)
+                + r"|dev\.fa[0-9.]+_certified|eval\.(auroc|fa[0-9.]+\.(sens_pooled|fa_24h)|szcore_f1_\w+|baseline_\w+))$")
+
+
+def runs_command(dvc_args: list[str]) -> list[str]:
+    """`dvc exp show` with only RUNS_COLUMNS; further `dvc exp show` options (`-A`, `--md`, `--sort-by`) follow."""
+    return ["dvc", "exp", "show", "--drop", ".*", "--keep", RUNS_COLUMNS, *dvc_args]
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def runs(ctx: typer.Context) -> None:
+    """The experiments table, readable: `dvc exp show` with the params people change and the
+    headline metrics only. Other `dvc exp show` options pass through (e.g. `szflow runs --md -A`);
+    for every column use `dvc exp show` itself."""
+    raise typer.Exit(code=subprocess.call(runs_command(list(ctx.args))))
 
 
 def main() -> None:  # pragma: no cover - console entry
