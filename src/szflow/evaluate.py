@@ -155,10 +155,10 @@ def _rounded(value, digits: int = 4):
 
 def headline(report: dict) -> dict:
     """metrics/<split>.json: the few numbers to compare experiments by (15 in all, so that
-    `szflow runs` shows them with the changed params in 23 columns), each key naming its averaging. `sens_*` and `fa_*` are NEDC
-    OVLP. dev: whether it certified each operating point. eval: frame AUROC; per operating point
-    OVLP sensitivity pooled over recordings and FA/24h; SzCORE event F1 averaged over subjects and
-    the baseline's OVLP sensitivity at the loosest point. The intervals, the pooled SzCORE F1 and
+    `szflow runs` shows them with the changed params in 23 columns), each key naming its averaging.
+    `sens_*` and `fa_*` are NEDC OVLP. dev: whether it certified each operating point. eval: frame
+    AUROC; per operating point OVLP sensitivity pooled over recordings and FA/24h; SzCORE event F1
+    averaged over subjects and the baseline's OVLP sensitivity at the loosest point. The intervals, the pooled SzCORE F1 and
     every other score are in metrics/detail/<split>.json.
 
     The numbers sit under the split's name ({"eval": {...}}): dev and eval then have different key
