@@ -15,6 +15,7 @@ from szflow.data.summary import format_summary, summarise_corpus
 from szflow.detect import format_result, run_detect
 from szflow.detect import format_summary as format_detect_summary
 from szflow.errors import ConfigError, SzflowError
+from szflow.experiments import runs_table
 from szflow.model import describe_model
 from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
 from szflow.review import review_edfs, review_split, write_review
@@ -235,25 +236,16 @@ def review(
         raise typer.Exit(code=1)
 
 
-# The columns `szflow runs` keeps: the params people change between runs and the headline metrics
-# (szflow.evaluate.headline). `dvc exp show` alone lists every key of params.yaml and every dep path
-# of dvc.yaml (DVC 3.67 has no setting for its default columns; docs/metrics.md).
-RUNS_PARAMS = ("hw", "synth.seed", "model.d_model", "model.n_layers", "train.lr", "train.max_steps")
-RUNS_COLUMNS = ("^(Experiment|Created|" + "|".join(key.replace(".", r"\.") for key in RUNS_PARAMS)
-                + r"|dev\.fa[0-9.]+_certified|eval\.(auroc|fa[0-9.]+\.(sens_pooled|fa_24h)|szcore_f1_\w+|baseline_\w+))$")
-
-
-def runs_command(dvc_args: list[str]) -> list[str]:
-    """`dvc exp show` with only RUNS_COLUMNS; further `dvc exp show` options (`-A`, `--md`, `--sort-by`) follow."""
-    return ["dvc", "exp", "show", "--drop", ".*", "--keep", RUNS_COLUMNS, *dvc_args]
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def runs(ctx: typer.Context) -> None:
-    """The experiments table, readable: `dvc exp show` with the params people change and the
-    headline metrics only. Other `dvc exp show` options pass through (e.g. `szflow runs --md -A`);
-    for every column use `dvc exp show` itself."""
-    raise typer.Exit(code=subprocess.call(runs_command(list(ctx.args))))
+    """Compare experiments on a 120-column terminal: the params people change and the eval headline
+    metrics, one line each (from `dvc exp show --json`; its options pass through, e.g. `szflow runs -A`).
+    Every column: `dvc exp show`."""
+    result = subprocess.run(["dvc", "exp", "show", "--json", *ctx.args], capture_output=True, text=True)
+    if result.returncode != 0:
+        typer.echo(result.stderr.strip(), err=True)
+        raise typer.Exit(code=result.returncode)
+    typer.echo(runs_table(json.loads(result.stdout)))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -154,8 +154,8 @@ def _rounded(value, digits: int = 4):
 
 
 def headline(report: dict) -> dict:
-    """metrics/<split>.json: the few numbers to compare experiments by (15 in all, so that
-    `szflow runs` shows them with the changed params in 23 columns), each key naming its averaging.
+    """metrics/<split>.json: the few numbers to compare experiments by (15 in all: `dvc exp show`
+    gives each a column; `szflow runs` fits them in one 120-column line), each key naming its averaging.
     `sens_*` and `fa_*` are NEDC OVLP. dev: whether it certified each operating point. eval: frame
     AUROC; per operating point OVLP sensitivity pooled over recordings and FA/24h; SzCORE event F1
     averaged over subjects and the baseline's OVLP sensitivity at the loosest point. The intervals, the pooled SzCORE F1 and
