@@ -241,7 +241,8 @@ def runs(ctx: typer.Context) -> None:
     """Compare experiments on a 120-column terminal: the params people change and the eval headline
     metrics, one line each (from `dvc exp show --json`; its options pass through, e.g. `szflow runs -A`).
     Every column: `dvc exp show`."""
-    result = subprocess.run(["dvc", "exp", "show", "--json", *ctx.args], capture_output=True, text=True)
+    result = subprocess.run(["dvc", "exp", "show", "--json", *ctx.args], capture_output=True, text=True,
+                            check=False)
     if result.returncode != 0:
         typer.echo(result.stderr.strip(), err=True)
         raise typer.Exit(code=result.returncode)
