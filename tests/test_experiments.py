@@ -17,7 +17,8 @@ def _report(split: str, sensitivity: float, certified: bool) -> dict:
     point = {"ovlp": {"sensitivity": sensitivity, "fa_per_24h": 3.81234},
              "szcore_event_subject_mean": {"f1": 0.8}, "certification": {"certified": certified}}
     loose = {**point, "certification": {"certified": True}}
-    return {"split": split, "auroc": 0.99172, "operating_points": {"10": loose, "2.5": point},
+    # Listed tightest first, as a sorted JSON file lists "fa2.5" before "fa10": the table sorts them.
+    return {"split": split, "auroc": 0.99172, "operating_points": {"2.5": point, "10": loose},
             "baseline": {"operating_points": {"10": point}}}
 
 

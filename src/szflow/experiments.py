@@ -54,12 +54,12 @@ def _states(exp_show: list[dict]) -> Iterator[tuple[str, dict | None]]:
 
 
 def _targets(exp_show: list[dict]) -> list[str]:
-    """The operating points' keys (`fa10`, `fa5`, ...) in the order the eval headline lists them."""
-    targets: list[str] = []
+    """The operating points' keys (`fa10`, `fa5`, ...), loosest target first."""
+    targets: set[str] = set()
     for _, data in _states(exp_show):
         scores = _file_data(data, "metrics", "metrics/eval.json").get("eval") or {}
-        targets += [key for key, value in scores.items() if isinstance(value, dict) and key not in targets]
-    return targets
+        targets |= {key for key, value in scores.items() if isinstance(value, dict)}
+    return sorted(targets, key=lambda key: -float(key.removeprefix("fa")))
 
 
 def runs_table(exp_show: list[dict]) -> str:
