@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from szflow import layout
-from szflow.config import SPLITS
+from szflow.config import EVAL_SEARCH_KEYS, SPLITS, SharedParams
 from szflow.remote.specs import GPU_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,3 +110,39 @@ def test_entry_point_is_thin(name):
     imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
     assert [(node.module, [a.name for a in node.names]) for node in imports] == [(f"szflow.stages.{name}", ["main"])]
     assert not [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign))]
+
+
+SECTIONS = set(SharedParams.model_fields) | {"hardware"}
+
+
+def _declared_params(stage: dict) -> set[str]:
+    """Declared params as `section` or `section.key`; the profile file `params/${hw}.yaml` as `hardware`."""
+    names = _names(stage.get("params"))
+    return {"hardware" if name.startswith("params/") else name for name in names}
+
+
+def _sections_read(path: Path) -> set[str]:
+    """The params sections a module reads: `params.<section>` and `params.section_hash("<section>", ...)`."""
+    read = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "params" and node.attr in SECTIONS):
+            read.add(node.attr)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "section_hash":
+            read |= {arg.value for arg in node.args if isinstance(arg, ast.Constant)}
+    return read
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_driver_reads_only_params_its_stage_declares(name):
+    declared = {entry.partition(".")[0] for entry in _declared_params(STAGES[name])}
+    read = _sections_read(REPO / "src/szflow/stages" / f"{name}.py")
+    assert read <= declared, f"{name}: the driver reads {sorted(read - declared)}, which dvc.yaml does not declare"
+
+
+@pytest.mark.parametrize("name", ["train", "dev", "eval"])
+def test_stages_that_tune_post_processing_declare_the_whole_search(name):
+    # Training selects its checkpoint by tuning the post-processing (szflow.train.selection); dev tunes
+    # it; eval applies it. Each declares every key of `EvalConfig.tuning_grid` and the hardware profile.
+    declared = _declared_params(STAGES[name])
+    assert {f"eval.{key}" for key in EVAL_SEARCH_KEYS} | {"model", "sampler", "hardware"} <= declared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from szflow.data.summary import format_summary, summarise_corpus
 from szflow.detect import format_result, run_detect
 from szflow.detect import format_summary as format_detect_summary
 from szflow.errors import ConfigError, SzflowError
+from szflow.experiments import runs_table
 from szflow.model import describe_model
 from szflow.remote.plan import build_plan, check_remote, checks_json, format_plan
 from szflow.review import review_edfs, review_split, write_review
@@ -233,6 +235,19 @@ def review(
     typer.echo(f"wrote {out} ({len(inputs.recordings)} recording(s), {out.stat().st_size / 1e6:.1f} MB)")
     if inputs.failures:
         raise typer.Exit(code=1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def runs(ctx: typer.Context) -> None:
+    """Compare experiments on a 120-column terminal: the params people change and the eval headline
+    metrics, one line each (from `dvc exp show --json`; its options pass through, e.g. `szflow runs -A`).
+    Every column: `dvc exp show`."""
+    result = subprocess.run(["dvc", "exp", "show", "--json", *ctx.args], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        typer.echo(result.stderr.strip(), err=True)
+        raise typer.Exit(code=result.returncode)
+    typer.echo(runs_table(json.loads(result.stdout)))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -182,6 +182,11 @@ class TrainConfig(_Strict):
         return self
 
 
+# The keys of `EvalConfig.tuning_grid`: the post-processing search.
+EVAL_SEARCH_KEYS = ("threshold_grid", "smoothing_grid_s", "min_duration_grid_s", "merge_gap_grid_s",
+                    "hysteresis_low_grid")
+
+
 class EvalConfig(_Strict):
     # Integers or strings only as keys downstream: never floats (DESIGN.md §10).
     operating_points_fa_per_24h: list[float] = Field(min_length=1)
@@ -195,11 +200,7 @@ class EvalConfig(_Strict):
 
     def tuning_grid(self) -> dict[str, list]:
         """The post-processing grid as keyword arguments of `tune_operating_points`."""
-        return {
-            "threshold_grid": self.threshold_grid, "smoothing_grid_s": self.smoothing_grid_s,
-            "min_duration_grid_s": self.min_duration_grid_s, "merge_gap_grid_s": self.merge_gap_grid_s,
-            "hysteresis_low_grid": self.hysteresis_low_grid,
-        }
+        return {key: getattr(self, key) for key in EVAL_SEARCH_KEYS}
 
 
 class SharedParams(_Strict):

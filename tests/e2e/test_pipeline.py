@@ -48,8 +48,10 @@ def test_repro_leaves_every_output(project: Path):
 
 def test_metrics_are_sane(project: Path):
     headline = json.loads((project / "metrics" / "eval.json").read_text())["eval"]
-    assert {"auroc", "fa10", "fa5", "fa2.5", "fa1", "szcore_f1_pooled_fa10"} <= set(headline)
-    assert isinstance(headline["fa10"]["certified"], bool)
+    assert {"auroc", "fa10", "fa5", "fa2.5", "fa1", "szcore_f1_subject_mean_fa10"} <= set(headline)
+    assert set(headline["fa10"]) == {"sens_pooled", "fa_24h"}
+    certified = json.loads((project / "metrics" / "dev.json").read_text())["dev"]
+    assert isinstance(certified["fa10_certified"], bool)
     metrics = json.loads((project / "metrics" / "detail" / "eval.json").read_text())
     assert metrics["split"] == "eval" and metrics["recordings"] > 0
     assert 0.0 <= metrics["auroc"] <= 1.0
