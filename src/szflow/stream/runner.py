@@ -41,6 +41,7 @@ log = logging.getLogger("szflow.stream")
 STATUS_EVERY_S = 1.0
 # How long a replay waits for the detector's inlet to connect before it plays anyway.
 CONNECT_TIMEOUT_S = 30.0
+SUBSCRIBE_GRACE_S = 1.0
 
 
 @dataclass
@@ -164,6 +165,8 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str):
                                    "cannot be replayed as one LSL stream")
     rate = float(recording.sample_rates[0])
     data = np.stack(recording.signals).astype(np.float64) * 1e-6
+    if data.shape[1] == 0:
+        raise InputFileError(path, "no samples to replay")
     info = mne.create_info(list(recording.labels), rate, "eeg", verbose="error")
     raw = mne.io.RawArray(data, info, verbose="error")
     # Chunks of ~20 ms of wall time: the player sleeps once per chunk.
@@ -183,11 +186,12 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str):
             return self
 
         def _stream(self):
-            # An inlet receives only samples pushed after it connected: hold the first chunk
-            # until the detector's inlet is there, so the replay starts at the recording's start.
+            # An inlet receives only samples pushed after it has subscribed: hold the first chunk
+            # until the detector's inlet is there, plus a margin while it finishes setting up.
             if not self.waited:
                 self.waited = True
-                self._outlet.wait_for_consumers(timeout=CONNECT_TIMEOUT_S)
+                if self._outlet.wait_for_consumers(timeout=CONNECT_TIMEOUT_S):
+                    time.sleep(SUBSCRIBE_GRACE_S)
             super()._stream()
 
         def _del_outlets(self):
