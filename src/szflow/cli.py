@@ -21,6 +21,7 @@ from szflow.remote.plan import build_plan, check_remote, checks_json, format_pla
 from szflow.review import review_edfs, review_split, write_review
 from szflow.scoring import format_score_table, score_folders
 from szflow.scoring.intervals import certification_hours, format_certification_hours
+from szflow.stream import format_stream_summary, run_stream
 from szflow.synth import generate_corpus
 
 app = typer.Typer(help="szflow: EEG seizure detection workflow (TUSZ, SzCORE), tracked by DVC.",
@@ -202,6 +203,44 @@ def detect(
         _fail(exc)
     typer.echo(format_detect_summary(summary))
     if summary.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def stream(
+    name: str | None = typer.Option(None, "--name", help="LSL stream name to connect to."),
+    source_id: str | None = typer.Option(None, "--source-id", help="LSL source id to connect to (instead of --name)."),
+    checkpoint: Path = typer.Option(layout.BEST_CHECKPOINT, "--checkpoint", help="Trained detector (best.pt)."),
+    operating_point: str = typer.Option("10", "--operating-point",
+                                        help="False alarms per 24 h to operate at: a key of operating_points.json."),
+    operating_points: Path | None = typer.Option(
+        None, "--operating-points", help="Operating points file (default: operating_points.json beside the checkpoint)."),
+    out: Path = typer.Option(Path("detections"), "--out", help="Folder for the event files."),
+    fmt: list[str] = typer.Option(["csv_bi", "tsv"], "--format",
+                                  help="csv_bi (TUSZ) and/or tsv (SzCORE _events.tsv); repeat for both (default)."),
+    lookahead_s: float | None = typer.Option(None, "--lookahead-s",
+                                             help="Seconds of future the detector sees before a frame is final "
+                                                  "(default: params stream.lookahead_s)."),
+    duration_s: float | None = typer.Option(None, "--duration-s", help="Stop after this many seconds of EEG."),
+    replay: Path | None = typer.Option(None, "--replay", help="Play this EDF as an LSL stream and detect on it."),
+    speed: float = typer.Option(1.0, "--speed", help="Replay speed, times real time."),
+    recording: str | None = typer.Option(None, "--recording-id",
+                                         help="Name of the event files (default: the stream name and start time)."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: the hardware profile's)."),
+) -> None:
+    """Detect seizures live on a Lab Streaming Layer EEG stream: alarms, event files, LSL markers.
+    Ctrl-C closes the open event and exits 0; a stream that vanishes or changes channels exits 1."""
+    try:
+        summary = run_stream(name=name, source_id=source_id, checkpoint=checkpoint, operating_point=operating_point,
+                             operating_points=operating_points, out_dir=out, formats=tuple(fmt),
+                             params_dir=params_dir, device=device, lookahead_s=lookahead_s, duration_s=duration_s,
+                             replay=replay, speed=speed, recording=recording, echo=typer.echo)
+    except SzflowError as exc:
+        _fail(exc)
+    typer.echo(format_stream_summary(summary))
+    if summary.error:
+        typer.echo(f"error: {summary.error}", err=True)
         raise typer.Exit(code=1)
 
 

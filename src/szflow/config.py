@@ -203,6 +203,17 @@ class EvalConfig(_Strict):
         return {key: getattr(self, key) for key in EVAL_SEARCH_KEYS}
 
 
+class StreamConfig(_Strict):
+    # `szflow stream` (szflow.stream, docs/stream.md): how often the newest frames are scored, how
+    # much of the future the bidirectional network may see, and how long the normalisation
+    # statistics look back; when a silent stream counts as stalled and, then, as gone.
+    hop_s: float = Field(gt=0)
+    lookahead_s: float = Field(ge=0)
+    stats_window_s: float = Field(gt=0)
+    stall_s: float = Field(gt=0)
+    vanish_s: float = Field(gt=0)
+
+
 class SharedParams(_Strict):
     hw: str
     data: DataConfig
@@ -212,6 +223,7 @@ class SharedParams(_Strict):
     model: ModelConfig
     train: TrainConfig
     eval: EvalConfig
+    stream: StreamConfig
 
     @model_validator(mode="after")
     def _sections_agree(self) -> SharedParams:
@@ -302,6 +314,10 @@ class Params(BaseModel):
     @property
     def eval(self) -> EvalConfig:
         return self.shared.eval
+
+    @property
+    def stream(self) -> StreamConfig:
+        return self.shared.stream
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named shared sections (and `hardware` if named), for checkpoints/caches."""

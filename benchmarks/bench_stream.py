@@ -1,0 +1,263 @@
+"""Benchmark: `szflow stream` against `szflow detect` (agreement, alarm latency) and its speed.
+
+    python benchmarks/bench_stream.py agreement [--root .] [--split eval] [--lookahead 0 5 10]
+                                               [--lsl 4] [--speed 50] [--limit N]
+    python benchmarks/bench_stream.py speed [--hours 24] [--cache /tmp/szflow_bench] [--lsl-minutes 10]
+
+agreement: for every EDF of the split (data.root/edf/<split>, with its .csv_bi reference):
+  - offline: `szflow.detect.predict_file` (the `szflow detect` path) -> probability track -> events
+    at every frozen operating point (`events_of_track`);
+  - online: the same EDF fed in 0.5 s blocks through the stream's own code in this process
+    (`feed_recording` into a `StreamSession`: online preprocessing, hop scoring, lookahead), once
+    per lookahead; its final frames go through `OnlineEvents` (the online post-processor) at every
+    operating point, block by block as the session emits them. The first `--lsl` recordings are
+    also replayed through real LSL (`run_stream --replay`, `--speed` x real time, the default
+    operating point) and their events compared with the in-process ones (they must be identical:
+    probabilities do not depend on how samples arrive).
+  Reported per lookahead: frame-level |p_online - p_offline| (max, mean), OVLP agreement of the
+  two event sets (offline events matched by an online event, online events matching none), OVLP
+  sensitivity and FA/24h against the reference both ways at each operating point, and alarm
+  latency (reference onset -> alarm, stream time, over the detected reference seizures: median,
+  90th percentile). An alarm is raised when the frame that completes the event's minimum duration
+  becomes final, which is when the sample `lookahead` after it arrives.
+speed: a long EEG recording (bench_detect_24h's EDF writer, cached) fed in 1 s blocks through the
+  stream's code in this process as fast as it goes: EEG seconds per wall second (real-time
+  factor) and the resident memory after 1 h and at the end (VmRSS; the peak too), plus
+  `--lsl-minutes` of it replayed through LSL as fast as the player goes.
+Model: `--checkpoint` (default models/best.pt of --root) and its operating_points.json. Ends with one
+JSON line. Targets (issue 22): stream sensitivity within 0.03 of offline at no more FA, median
+latency <= 10 s at lookahead <= 10 s, >= 20x real time, RSS at 24 h within 10 % of 1 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_detect_24h import cached_edf
+from common import REPO_ROOT, emit, print_header
+
+from szflow.config import load_params
+from szflow.data.annotations import read_csv_bi
+from szflow.data.edf import read_edf_header, read_records, select_electrodes
+from szflow.detect import predict_file
+from szflow.inference import resolve_device, resolve_precision
+from szflow.model.checkpoint import load_detector
+from szflow.operating_points import read_operating_points
+from szflow.postprocess import events_of_track
+from szflow.scoring import RecordingEvents, score_corpus
+from szflow.scoring.nedc import ovlp_counts
+from szflow.stream import OnlineDetector, OnlineEvents, StreamSession, run_stream
+from szflow.stream.runner import feed_recording
+
+
+def load(root: Path, checkpoint: Path | None, points_path: Path | None):
+    params = load_params(root)
+    device = resolve_device(params.hardware.device)
+    precision = resolve_precision(params.hardware.precision, device)
+    checkpoint = checkpoint or root / "models" / "best.pt"
+    model, _ = load_detector(checkpoint, expected_config=params.model, mamba_impl=params.hardware.mamba_impl,
+                                device=device)
+    frozen = read_operating_points(points_path or checkpoint.parent / "operating_points.json")
+    return params, model.eval(), device, precision, frozen["detector"], checkpoint
+
+
+def session_for(model, params, rate, lookahead_s, device, precision, point) -> StreamSession:
+    cfg = params.stream
+    session = StreamSession(lambda: OnlineDetector(model, params, rate, hop_s=cfg.hop_s, lookahead_s=lookahead_s,
+                                                   stats_window_s=cfg.stats_window_s, device=device,
+                                                   precision=precision), point, rate)
+    session.frame_log = []
+    return session
+
+
+def online_events(frame_log, point, frame_rate_hz, duration_s, lookahead_s):
+    """Events and alarm times (stream time) of the session's final frames at `point`."""
+    events = OnlineEvents(point, frame_rate_hz)
+    closed, alarms = [], []
+    for _, block in frame_log:
+        a, c = events.add(block.first_frame, block.probabilities)
+        alarms += [x.at_s + lookahead_s for x in a]
+        closed += c
+    a, c = events.finish(duration_s)
+    alarms += [duration_s for _ in a]  # raised at the stream's end
+    closed += c
+    return [(e.start_s, e.stop_s) for e in closed], alarms
+
+
+def latencies(reference, events, alarm_times) -> list[float]:
+    """Per detected reference seizure: first alarm of an overlapping event minus the onset."""
+    out = []
+    for r_start, r_stop in reference:
+        times = [t for (a, b), t in zip(events, alarm_times, strict=True) if b > r_start and a < r_stop]
+        if times:
+            out.append(min(times) - r_start)
+    return out
+
+
+def agreement(args) -> dict:
+    params, model, device, precision, points, checkpoint = load(args.root, args.checkpoint, args.operating_points)
+    folder = args.root / params.data.root / "edf" / args.split
+    edfs = sorted(folder.rglob("*.edf"))[: args.limit or None]
+    first_key = next(iter(points))
+    offline_recs = {key: [] for key in points}
+    online_recs = {la: {key: [] for key in points} for la in args.lookahead}
+    agree = {la: {key: [0, 0, 0, 0] for key in points} for la in args.lookahead}  # hits, n_off, fa, n_on
+    diffs = {la: [0.0, 0.0, 0] for la in args.lookahead}  # max, sum, frames
+    lat = {la: {key: [] for key in points} for la in args.lookahead}
+    lsl_same, lsl_total, skipped = 0, 0, []
+    started = time.perf_counter()
+    for index, edf in enumerate(edfs):
+        try:
+            reference_ann = read_csv_bi(edf.with_suffix(".csv_bi"))
+            track = predict_file(edf, model, params)
+        except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
+            skipped.append(f"{edf.name}: {exc}")
+            continue
+        reference = [(e.start, e.stop) for e in reference_ann.events if e.label != "bckg"]
+        duration = track.duration_s
+        for key, point in points.items():
+            offline_recs[key].append(RecordingEvents(edf.stem, duration, reference, events_of_track(track, point)))
+        for la in args.lookahead:
+            header = read_edf_header(edf)  # the stream's rate: the EDF's (every electrode at one rate)
+            session = session_for(model, params, header.sample_rates[select_electrodes(header)[0]], la, device,
+                                  precision, points[first_key])
+            feed_recording(session, edf)
+            p_online = np.concatenate([b.probabilities for _, b in session.frame_log])
+            n = min(p_online.size, track.probabilities.size)
+            d = np.abs(p_online[:n] - track.probabilities[:n])
+            diffs[la][0] = max(diffs[la][0], float(d.max()))
+            diffs[la][1] += float(d.sum())
+            diffs[la][2] += n
+            for key, point in points.items():
+                events, alarm_times = online_events(session.frame_log, point, track.frame_rate_hz, duration, la)
+                online_recs[la][key].append(RecordingEvents(edf.stem, duration, reference, events))
+                offline_events = offline_recs[key][-1].hypothesis
+                hits, _, fas = ovlp_counts(offline_events, events)
+                agree[la][key][0] += hits
+                agree[la][key][1] += len(offline_events)
+                agree[la][key][2] += fas
+                agree[la][key][3] += len(events)
+                lat[la][key] += latencies(reference, events, alarm_times)
+                if la == args.lookahead[0] and key == first_key and index < args.lsl:
+                    summary = run_stream(replay=edf, speed=args.speed, checkpoint=checkpoint, params_dir=args.root,
+                                         operating_point=key, lookahead_s=la, out_dir=args.out, echo=lambda _: None,
+                                         handle_signals=False, status=False)
+                    lsl_total += 1
+                    streamed = [(e.start_s, e.stop_s) for e in summary.events]
+                    lsl_same += int(np.allclose(streamed, events, atol=1e-6) if len(streamed) == len(events)
+                                    else False)
+        print(f"{index + 1}/{len(edfs)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    result = {"recordings": len(edfs) - len(skipped), "skipped": skipped, "hop_s": params.stream.hop_s,
+              "lsl_replayed": lsl_total, "lsl_identical_to_in_process": lsl_same, "by_lookahead": {}}
+    for key in points:
+        result.setdefault("offline", {})[key] = score_corpus(offline_recs[key])["ovlp"]
+    for la in args.lookahead:
+        row = {"p_abs_diff_max": diffs[la][0], "p_abs_diff_mean": diffs[la][1] / max(1, diffs[la][2]), "points": {}}
+        for key in points:
+            hits, n_off, fas, n_on = agree[la][key]
+            values = np.asarray(lat[la][key])
+            row["points"][key] = {
+                "online_ovlp": score_corpus(online_recs[la][key])["ovlp"],
+                "offline_events_matched": hits / n_off if n_off else 1.0, "offline_events": n_off,
+                "online_events_unmatched": fas, "online_events": n_on,
+                "latency_median_s": float(np.median(values)) if values.size else None,
+                "latency_p90_s": float(np.percentile(values, 90)) if values.size else None,
+                "latency_n": int(values.size),
+            }
+        result["by_lookahead"][str(la)] = row
+    print_table(result, list(points))
+    return result
+
+
+def print_table(result: dict, keys: list[str]) -> None:
+    print(f"{'lookahead':>9} {'point':>6} {'sens off':>8} {'sens on':>8} {'FA off':>7} {'FA on':>7} "
+          f"{'agree':>6} {'extra':>5} {'lat med':>7} {'lat p90':>7} {'|dp| max':>8} {'mean':>7}")
+    for la, row in result["by_lookahead"].items():
+        for key in keys:
+            off, on = result["offline"][key], row["points"][key]
+            fmt = lambda v: "-" if v is None else f"{v:7.1f}"
+            print(f"{la:>9} {key:>6} {off['sensitivity']:8.3f} {on['online_ovlp']['sensitivity']:8.3f} "
+                  f"{off['fa_per_24h']:7.2f} {on['online_ovlp']['fa_per_24h']:7.2f} "
+                  f"{on['offline_events_matched']:6.3f} {on['online_events_unmatched']:5d} "
+                  f"{fmt(on['latency_median_s'])} {fmt(on['latency_p90_s'])} {row['p_abs_diff_max']:8.4f} "
+                  f"{row['p_abs_diff_mean']:7.4f}")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def speed(args) -> dict:
+    params, model, device, precision, points, checkpoint = load(args.root, args.checkpoint, args.operating_points)
+    edf = cached_edf(args.cache, args.hours)
+    header = read_edf_header(edf)
+    chosen = select_electrodes(header)
+    rate = header.sample_rates[chosen[0]]
+    session = session_for(model, params, rate, params.stream.lookahead_s, device, precision, next(iter(points.values())))
+    session.frame_log = None  # constant memory: nothing kept per frame
+    rss_1h = None
+    started = time.perf_counter()
+    with open(edf, "rb") as handle:
+        for record in range(0, header.n_records, 60):  # one minute of records at a time
+            count = min(60, header.n_records - record)
+            signals = read_records(handle, header, chosen, record, count)
+            data = np.stack(signals)
+            for first in range(0, data.shape[1], round(rate)):
+                session.feed(data[:, first:first + round(rate)])
+            if rss_1h is None and session.stream_s >= 3600:
+                rss_1h = rss_mb()
+                hour_wall = time.perf_counter() - started
+                print(f"1 h of EEG in {hour_wall:.0f} s, RSS {rss_1h:.0f} MB", file=sys.stderr)
+    session.close()
+    wall = time.perf_counter() - started
+    rss_end = rss_mb()
+    result = {"hours": args.hours, "wall_s": wall, "realtime_factor": session.stream_s / wall,
+              "rss_1h_mb": rss_1h, "rss_end_mb": rss_end,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "hop_s": params.stream.hop_s, "lookahead_s": params.stream.lookahead_s}
+    if args.lsl_minutes > 0:
+        short = cached_edf(args.cache, max(10.0, args.lsl_minutes) / 60)  # its writer works in 10-minute pieces
+        summary = run_stream(replay=short, speed=args.lsl_speed, checkpoint=checkpoint, params_dir=args.root,
+                             out_dir=args.cache / "stream_out", echo=lambda _: None, handle_signals=False, status=False)
+        result["lsl_replay"] = {"eeg_s": summary.stream_s, "wall_s": summary.wall_s,
+                                "realtime_factor": summary.realtime_factor, "speed_asked": args.lsl_speed}
+    print(f"{args.hours} h of EEG in {wall:.0f} s: {result['realtime_factor']:.1f}x real time; RSS "
+          f"{rss_1h} MB at 1 h, {rss_end:.0f} MB at the end")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("agreement", "speed"))
+    parser.add_argument("--root", type=Path, default=REPO_ROOT)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--operating-points", type=Path, default=None)
+    parser.add_argument("--split", default="eval")
+    parser.add_argument("--lookahead", type=float, nargs="+", default=[0.0, 5.0, 10.0])
+    parser.add_argument("--lsl", type=int, default=4, help="recordings also replayed through real LSL")
+    parser.add_argument("--speed", type=float, default=50.0, help="LSL replay speed (agreement)")
+    parser.add_argument("--limit", type=int, default=0, help="first N recordings only (0: all)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/szflow_bench/stream_agreement"))
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/szflow_bench"))
+    parser.add_argument("--lsl-minutes", type=float, default=10.0, help="EEG replayed through LSL (>= 10)")
+    parser.add_argument("--lsl-speed", type=float, default=200.0)
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    header = print_header(f"bench_stream {args.what}")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    result = agreement(args) if args.what == "agreement" else speed(args)
+    emit({"benchmark": f"stream_{args.what}", "machine": header, **result})
+
+
+if __name__ == "__main__":
+    main()
