@@ -11,8 +11,8 @@ import pytest
 from szflow.baseline import (
     BANDS_HZ,
     Baseline,
-    baseline_scores,
     band_log_power,
+    baseline_scores,
     baseline_tracks,
     feature_names,
     fit_baseline,
