@@ -14,7 +14,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,24 +127,28 @@ def corpus_edf_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.edf") if p.relative_to(root).as_posix() not in broken)
 
 
-def write_noise_preprocess(out: Path, hours: float, cfg: PreprocessConfig, seed: int = 0) -> list[str]:
-    """A preprocess folder (what the preprocess stage writes) of `hours` of EEG in 30-minute training
-    recordings of clipped normal noise (like normalised EEG), every other one with a seizure;
-    returns the recording ids. Speed and size do not depend on the values."""
+def write_noise_preprocess(out: Path, hours: float, cfg: PreprocessConfig, seed: int = 0, *, split: str = "train",
+                           durations_s: Sequence[float] | None = None) -> list[str]:
+    """A preprocess folder (what the preprocess stage writes) of `hours` of EEG in 30-minute `split`
+    recordings of clipped normal noise (like normalised EEG), every other one with a 100 s seizure
+    a third of the way in; returns the recording ids. `durations_s` gives the recordings' lengths
+    instead (then `hours` is not used). Speed and size do not depend on the values."""
     rng = np.random.default_rng(seed)
-    n_recordings = max(1, round(hours * 2))
+    if durations_s is None:
+        durations_s = [30 * 60.0] * max(1, round(hours * 2))
     rows = []
-    for i in range(n_recordings):
+    for i, duration_s in enumerate(durations_s):
         rid = f"bench_{i:03d}"
-        n = 30 * 60 * cfg.sample_rate_hz
+        n = round(duration_s * cfg.sample_rate_hz)
         block = np.clip(rng.normal(0, 1, (19, n)), -10, 10).astype(np.float16)
-        seizures = [[600.0, 700.0]] if i % 2 == 0 else []
-        meta = {"recording_id": rid, "split": "train", "patient": f"p{i // 2}", "session": "s001",
+        onset = round(n / cfg.sample_rate_hz / 3)
+        seizures = [[float(onset), float(onset + 100)]] if i % 2 == 0 else []
+        meta = {"recording_id": rid, "split": split, "patient": f"p{i // 2}", "session": "s001",
                 "montage": "01_tcp_ar", "duration_s": n / cfg.sample_rate_hz, "n_samples": n, "seizure_intervals": seizures,
                 "seizure_types": ["fnsz"] if seizures else [], "params_hash": "bench",
                 "present": "1" * 19, "offset_s": 0.0}
         write_recording(out, meta, block)
-        rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": rid, "split": "train", "status": "ok",
+        rows.append({**dict.fromkeys(REPORT_COLUMNS, ""), "recording_id": rid, "split": split, "status": "ok",
                      "resumed": False, "n_samples": n})
     write_run_summary(out, pd.DataFrame(rows, columns=REPORT_COLUMNS), cfg, "bench")
     return [row["recording_id"] for row in rows]

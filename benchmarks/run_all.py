@@ -32,6 +32,7 @@ BENCHMARKS = {
     "train": ("bench_train.py", ["--steps", "4"]),
     "scoring": ("bench_scoring.py", ["--recordings", "2000", "--repeats", "3"]),
     "detect_24h": ("bench_detect_24h.py", ["--hours", "24"]),
+    "stage_inference": ("bench_stage_inference.py", ["--hours", "1", "--repeat", "3"]),
 }
 # The ratios and values each report row shows, beside the headline `ratio`.
 COLUMNS = {
@@ -44,6 +45,7 @@ COLUMNS = {
     "train": ["loop_windows_per_s", "model_only_windows_per_s"],
     "scoring": ["ours_s", "sweep_50_thresholds_s"],
     "detect_24h": ["s_per_eeg_hour", "peak_rss_mb", "overhead_ratio"],
+    "stage_inference": ["stage_s_per_eeg_hour", "floor_s_per_eeg_hour", "ratio_vs_no_overlap_floor"],
 }
 
 

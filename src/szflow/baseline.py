@@ -131,20 +131,36 @@ def frame_features(signal: np.ndarray, frame_rate_hz: float, *, sample_rate_hz: 
     # Reflect at the edges: zero padding would fake low power in the first and last frames.
     context = np.pad(x, ((0, 0), (half, n_frames * spf - n_samples + win)),
                      mode="reflect" if n_samples > 1 else "constant")
-    taper = np.hanning(win).astype(np.float32)
-    freqs = np.fft.rfftfreq(win, 1.0 / sample_rate_hz)
-    band_masks = [(freqs >= lo) & (freqs < hi) for lo, hi in BANDS_HZ.values()]
-    band_power = np.empty((len(BANDS_HZ), n_channels, n_frames), dtype=np.float64)
-    for ch in range(n_channels):
-        windows = np.lib.stride_tricks.sliding_window_view(context[ch], win)[::spf][:n_frames]
-        power = np.abs(np.fft.rfft(windows * taper, axis=1)) ** 2
-        for b, mask in enumerate(band_masks):
-            band_power[b, ch] = np.log(power[:, mask].mean(axis=1) + _EPS)
+    band_power = band_log_power(context, n_frames, spf, win, sample_rate_hz)
     band_z = [_robust_z(band_power[b]).mean(axis=0) for b in range(len(BANDS_HZ))]
 
     raw = np.stack([ll_z.mean(axis=0), ll_z.max(axis=0), *band_z])  # (features, frames)
     smooth = _moving_average(raw, max(1, round(smoothing_s * frame_rate_hz)))
     return np.concatenate([raw, smooth]).T.astype(np.float64)
+
+
+# Frames per FFT block in `band_log_power`: all channels in one FFT call per block, and a block small
+# enough to stay in cache (19 x 128 x 256 float32 = 2.5 MB) for any recording length. Measured on
+# 2 cores: 128 frames ~1.7x faster than one call per channel over the whole recording; 512 slower.
+_FFT_BLOCK_FRAMES = 128
+
+
+def band_log_power(context: np.ndarray, n_frames: int, spf: int, win: int, sample_rate_hz: int) -> np.ndarray:
+    """(bands, channels, frames) float64 log mean power per band of the Hann-windowed `win`-sample
+    FFT starting every `spf` samples of `context` (channels, >= (n_frames - 1) * spf + win)."""
+    taper = np.hanning(win).astype(np.float32)
+    freqs = np.fft.rfftfreq(win, 1.0 / sample_rate_hz)
+    # Each band is a contiguous run of bins: a slice (a view), never a masked copy.
+    bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in BANDS_HZ.values()]
+    bands = [slice(int(b[0]), int(b[-1]) + 1) for b in bins]
+    frames = np.lib.stride_tricks.sliding_window_view(context, win, axis=1)[:, ::spf][:, :n_frames]
+    band_power = np.empty((len(bands), context.shape[0], n_frames), dtype=np.float64)
+    for first in range(0, n_frames, _FFT_BLOCK_FRAMES):
+        block = slice(first, first + _FFT_BLOCK_FRAMES)
+        power = np.abs(np.fft.rfft(frames[:, block] * taper, axis=-1)) ** 2
+        for b, band in enumerate(bands):
+            band_power[b, :, block] = np.log(power[..., band].mean(axis=-1) + _EPS)
+    return band_power
 
 
 def frame_labels(intervals: Iterable[Sequence[float]], n_frames: int, frame_rate_hz: float) -> np.ndarray:
