@@ -58,12 +58,16 @@ def generate_eval_split(out: Path, config: SynthConfig, seed: int) -> None:
             _write_recording(out, spec)
 
 
-def draw_tracks(workdir: Path, params: Params, seed: int, scratch: Path, eval_patients: int | None):
+def draw_tracks(workdir: Path, params: Params, seed: int, scratch: Path, eval_patients: int | None,
+                background_recordings: int | None = None):
     """Network and baseline tracks of one eval draw, and the checkpoint step."""
     corpus = scratch / "corpus"
     config = params.synth
     if eval_patients is not None:
         config = config.model_copy(update={"patients": {**config.patients, SPLIT: eval_patients}})
+    if background_recordings is not None:
+        counts = config.background_recordings.model_copy(update={SPLIT: background_recordings})
+        config = config.model_copy(update={"background_recordings": counts})
     generate_eval_split(corpus, config, seed)
     drawn = load_params(workdir, overrides={"data.source": "synthetic", "data.root": str(corpus)})
     preprocess_corpus(drawn, scratch / "preprocess", progress=False)
@@ -107,6 +111,7 @@ def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] |
              "| <= target | OVLP sens [95 %] | baseline sens | network > baseline |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     within_pairs: list[bool] = []
+    under_upper_pairs: list[bool] = []  # the promise itself: eval FA at or below dev's upper bound
     within_all: list[bool] = []
     fa_by_point: dict[str, list[float]] = {}
     above_baseline = []
@@ -121,6 +126,7 @@ def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] |
             base = scores["baseline"]["operating_points"][key]["ovlp"]["sensitivity"]
             if cert["certified"]:
                 within_pairs.append(within)
+                under_upper_pairs.append(dev_ci is not None and ovlp["fa_per_24h"] <= dev_ci[1])
             fa_by_point.setdefault(key, []).append(ovlp["fa_per_24h"])
             above_baseline.append(ovlp["sensitivity"] > base)
             lines.append(
@@ -134,7 +140,9 @@ def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] |
         mean = float(np.mean(values))
         lines.append(f"| {key} | {certified} | {mean:.2f} | {mean <= float(key)} |")
     share = f"{sum(within_pairs)}/{len(within_pairs)}" if within_pairs else "0/0 (no certified point)"
+    under = f"{sum(under_upper_pairs)}/{len(under_upper_pairs)}" if under_upper_pairs else "0/0"
     lines += ["", f"(draw, certified point) pairs with eval FA within the dev interval: {share}",
+              f"(draw, certified point) pairs with eval FA at or below the dev interval's upper bound: {under}",
               (f"(draw, point) pairs, certified or not, with eval FA within the dev interval: "
               f"{sum(within_all)}/{len(within_all)}"),
               f"(draw, point) pairs with the network above the baseline: {sum(above_baseline)}/{len(above_baseline)}"]
@@ -154,6 +162,8 @@ def main() -> None:
                              "a change (default: <workdir>/models/operating_points.json)")
     parser.add_argument("--eval-patients", type=int, default=None,
                         help="patients per draw instead of synth.patients.eval (smaller, quicker draws)")
+    parser.add_argument("--background-recordings", type=int, default=None,
+                        help="long seizure-free recordings per draw instead of synth.background_recordings.eval")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     workdir = args.workdir.resolve()
@@ -166,7 +176,7 @@ def main() -> None:
         for i in range(args.draws):
             seed = args.first_seed + i
             tracks, base_tracks, step = draw_tracks(workdir, params, seed, root / f"draw_{seed}",
-                                                    args.eval_patients)
+                                                    args.eval_patients, args.background_recordings)
             for path, points in frozen.items():
                 if int(points.get("checkpoint_step", -1)) != step:
                     sys.exit(f"{path} was tuned for another checkpoint step than {layout.BEST_CHECKPOINT} ({step})")
@@ -183,6 +193,7 @@ def main() -> None:
     for path, points in frozen.items():
         print(f"\n## {path}\n")
         print(report(draws[path], points, dev_intervals(workdir, points)))
+
 
 if __name__ == "__main__":
     main()
