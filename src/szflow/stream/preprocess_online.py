@@ -2,11 +2,11 @@
 
 Offline, a recording is resampled (polyphase), common-average referenced, filtered forward and
 backward (`sosfiltfilt` semantics) and normalised with statistics of the whole recording. Online:
-  - resampling: the stream's signals (those the electrode montage reads, `szflow.data.electrodes`)
-    are resampled as offline, `resample_poly` over each new stretch plus the FIR's support on both sides, keeping
-    only outputs whose support lies inside real samples: identical to the offline outputs (the
-    first ones use the same 'edge' padding at the stream start); it holds back about 10 input
-    samples (40 ms at 250 Hz) until their right support has arrived;
+  - resampling of the stream's signals (those the electrode montage reads, `szflow.data.electrodes`):
+    `resample_poly` over each new stretch plus the FIR's support on both sides, keeping only
+    outputs whose support lies inside real samples: identical to the offline outputs (the first
+    ones use the same 'edge' padding at the stream start); it holds back about 10 input samples
+    (40 ms at 250 Hz) until their right support has arrived;
   - the montage and the common average reference over the present electrodes
     (`szflow.signal.montage.electrode_potentials`, as offline): per sample, so nothing changes;
     rows of missing electrodes are zero throughout (the filter and the normalisation keep them so);
@@ -108,8 +108,8 @@ class OnlinePreprocessor:
         self.resampler = OnlineResampler(input_rate_hz, self.rate, len(montage.sources))
         self.window_samples = int(window_samples)
         self.lookahead = int(lookahead_samples)
-        # The electrodes' common-average-referenced signal not yet filtered forward, plus the last padlen + 1
-        # samples before it (the odd extension at a window's end reads them).
+        # The electrodes' common-average-referenced signal not yet filtered forward, plus the last
+        # padlen + 1 samples before it (the odd extension at a window's end reads them).
         self.x = np.zeros((N_CHANNELS, 0), np.float32)
         self.x_start = 0
         self.n_x = 0
