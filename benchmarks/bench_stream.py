@@ -44,7 +44,7 @@ from common import REPO_ROOT, emit, print_header
 
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
-from szflow.data.edf import read_edf_header, read_records, select_electrodes
+from szflow.data.edf import read_edf_header, read_eeg, read_records, resolve_header
 from szflow.detect import predict_file
 from szflow.inference import resolve_device, resolve_precision
 from szflow.model.checkpoint import load_detector
@@ -67,9 +67,10 @@ def load(root: Path, checkpoint: Path | None, points_path: Path | None):
     return params, model.eval(), device, precision, frozen["detector"], checkpoint
 
 
-def session_for(model, params, rate, lookahead_s, device, precision, point) -> StreamSession:
+def session_for(model, params, rate, montage, lookahead_s, device, precision, point) -> StreamSession:
     cfg = params.stream
-    session = StreamSession(lambda: OnlineDetector(model, params, rate, hop_s=cfg.hop_s, lookahead_s=lookahead_s,
+    session = StreamSession(lambda: OnlineDetector(model, params, rate, montage, hop_s=cfg.hop_s,
+                                                   lookahead_s=lookahead_s,
                                                    stats_window_s=cfg.stats_window_s, device=device,
                                                    precision=precision), point, rate)
     session.frame_log = []
@@ -116,6 +117,8 @@ def agreement(args) -> dict:
         try:
             reference_ann = read_csv_bi(edf.with_suffix(".csv_bi"))
             track = predict_file(edf, model, params)
+            # The signals a stream of this EDF carries (its montage's); an EDF+D file (gaps) is skipped.
+            recording = read_eeg(edf, min_electrodes=params.preprocess.min_electrodes)
         except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
             skipped.append(f"{edf.name}: {exc}")
             continue
@@ -124,10 +127,9 @@ def agreement(args) -> dict:
         for key, point in points.items():
             offline_recs[key].append(RecordingEvents(edf.stem, duration, reference, events_of_track(track, point)))
         for la in args.lookahead:
-            header = read_edf_header(edf)  # the stream's rate: the EDF's (every electrode at one rate)
-            session = session_for(model, params, header.sample_rates[select_electrodes(header)[0]], la, device,
+            session = session_for(model, params, recording.sample_rates[0], recording.montage, la, device,
                                   precision, points[first_key])
-            feed_recording(session, edf)
+            feed_recording(session, recording)
             p_online = np.concatenate([b.probabilities for _, b in session.frame_log])
             n = min(p_online.size, track.probabilities.size)
             d = np.abs(p_online[:n] - track.probabilities[:n])
@@ -200,9 +202,11 @@ def speed(args) -> dict:
     params, model, device, precision, points, checkpoint = load(args.root, args.checkpoint, args.operating_points)
     edf = cached_edf(args.cache, args.hours)
     header = read_edf_header(edf)
-    chosen = select_electrodes(header)
+    montage = resolve_header(header, params.preprocess.min_electrodes)
+    chosen = list(montage.sources)
     rate = header.sample_rates[chosen[0]]
-    session = session_for(model, params, rate, params.stream.lookahead_s, device, precision, next(iter(points.values())))
+    session = session_for(model, params, rate, montage, params.stream.lookahead_s, device, precision,
+                          next(iter(points.values())))
     session.frame_log = None  # constant memory: nothing kept per frame
     rss_1h = None
     started = time.perf_counter()

@@ -2,12 +2,16 @@
 
 The LSL tests run a real liblsl outlet (a test EEG source or mne-lsl's player) and `run_stream`
 on localhost, with short recordings, fast replays and timeouts on every wait, so nothing hangs.
+Recordings in other forms (CHB-MIT bipolar, electrodes absent) come from the synthetic corpus's
+writer (`szflow.synth.write_recording`): the same recording in every form.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -25,7 +29,9 @@ from typer.testing import CliRunner
 from szflow.cli import app
 from szflow.config import ELECTRODES, load_params
 from szflow.data.annotations import read_csv_bi
-from szflow.detect import predict_file
+from szflow.data.edf import EegRecording, read_eeg
+from szflow.data.electrodes import ElectrodeMontage, resolve_montage
+from szflow.detect import predict_file, training_data_warning
 from szflow.errors import ConfigError
 from szflow.model import Detector, save_checkpoint
 from szflow.postprocess import events_of_track, probs_to_events
@@ -35,16 +41,24 @@ from szflow.stream import (
     OnlineResampler,
     StreamError,
     StreamSession,
-    electrode_indices,
+    presence_mask,
     run_stream,
+    score_window,
+    stream_montage,
 )
 from szflow.stream.runner import feed_recording
+from szflow.synth import make_plan, write_recording
+from szflow.synth.variants import VARIANT_KINDS, Variant
 
 RATE = 256.0
 JOIN_TIMEOUT_S = 60.0
 # Operating points of the tiny random model: "10" at a quantile of its own probabilities (events
 # come and go), "1" with threshold 0 (every frame is seizure: one event per segment, open at once).
 STEP = 7
+CPU = torch.device("cpu")
+# What the CHB-MIT bipolar montage cannot reconstruct: FZ-CZ-PZ is a chain connected to nothing else.
+CHBMIT_LOSES = ("FZ", "CZ", "PZ")
+SYNTH_DURATION_S = 100
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -64,14 +78,47 @@ def project(tmp_path_factory, write_params) -> dict:
               "1": {"smoothing_s": 0.0, "threshold": 0.0, "hysteresis_low": None, "min_duration_s": 0.0,
                     "merge_gap_s": 0.0}}
     (root / "models" / "operating_points.json").write_text(json.dumps({"checkpoint_step": STEP, "detector": points}))
-    return {"root": root, "params": params, "model": model, "edf": edf, "track": track, "points": points}
+    return {"root": root, "params": params, "model": model, "edf": edf, "recording": read_eeg(edf), "track": track,
+            "points": points}
 
 
-def make_session(project: dict, point: str = "10", lookahead_s: float = 5.0, rate: float = 250.0) -> StreamSession:
+@pytest.fixture(scope="module")
+def forms(project, tmp_path_factory) -> dict[str, Path]:
+    """One synthetic recording written CHB-MIT bipolar, referential, and referential without the
+    electrodes the bipolar montage loses (`szflow.synth.write_recording`: the same potentials)."""
+    folder = tmp_path_factory.mktemp("forms")
+    synth = load_params(project["root"], overrides={
+        "synth.seed": 3, "synth.patients": {"train": 1, "dev": 1, "eval": 1}, "synth.recordings_per_patient": 1,
+        "synth.min_duration_s": SYNTH_DURATION_S, "synth.max_duration_s": SYNTH_DURATION_S,
+        "synth.seizure_recording_fraction": 0.0, "synth.broken_files": 0,
+        "synth.variant_fractions": {kind: 0.0 for kind in VARIANT_KINDS}}).synth
+    spec = make_plan(synth).recordings[0]
+    paths = {}
+    for name, variant in (("bipolar", Variant("bipolar_chbmit")), ("referential", Variant()),
+                          ("referential_less", Variant("missing_electrodes", absent=CHBMIT_LOSES))):
+        paths[name] = folder / f"{name}.edf"
+        write_recording(paths[name], dataclasses.replace(spec, variant=variant))
+    return paths
+
+
+def make_session(project: dict, point: str = "10", lookahead_s: float = 5.0, rate: float = 250.0,
+                 montage: ElectrodeMontage | None = None) -> StreamSession:
+    """A session on a stream of `montage`'s signals (default: the project EDF's 19 referential electrodes)."""
     params, model = project["params"], project["model"]
-    return StreamSession(lambda: OnlineDetector(model, params, rate, hop_s=4.0, lookahead_s=lookahead_s,
-                                                stats_window_s=600.0, device=torch.device("cpu"), precision="fp32"),
+    montage = montage or project["recording"].montage
+    return StreamSession(lambda: OnlineDetector(model, params, rate, montage, hop_s=4.0, lookahead_s=lookahead_s,
+                                                stats_window_s=600.0, device=CPU, precision="fp32"),
                          project["points"][point], rate)
+
+
+def online_probabilities(project: dict, recording: EegRecording, lookahead_s: float = 5.0,
+                         block_s: float = 0.5) -> np.ndarray:
+    """The final probabilities of `recording` fed in-process to a session made for its montage."""
+    session = make_session(project, lookahead_s=lookahead_s, rate=recording.sample_rates[0],
+                           montage=recording.montage)
+    session.frame_log = []
+    feed_recording(session, recording, block_s=block_s)
+    return np.concatenate([block.probabilities for _, block in session.frame_log])
 
 
 def stream_kwargs(project: dict, tmp_path: Path, **extra) -> dict:
@@ -165,7 +212,7 @@ def test_online_events_are_the_offline_events_on_the_same_probabilities():
 def test_online_resampler_equals_resample_poly_of_the_whole_stream():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(len(ELECTRODES), 250 * 30)).astype(np.float32)
-    resampler = OnlineResampler(250.0, 256.0)
+    resampler = OnlineResampler(250.0, 256.0, len(ELECTRODES))
     parts, first = [], 0
     while first < x.shape[1]:
         size = int(rng.integers(1, 700))
@@ -178,23 +225,82 @@ def test_online_resampler_equals_resample_poly_of_the_whole_stream():
 
 def test_online_probabilities_agree_with_detect_and_ignore_block_sizes(project):
     offline = project["track"].probabilities
-    tracks = []
-    for block_s in (0.25, 3.7):
-        session = make_session(project, lookahead_s=10.0)
-        session.frame_log = []
-        feed_recording(session, project["edf"], block_s=block_s)
-        tracks.append(np.concatenate([block.probabilities for _, block in session.frame_log]))
+    tracks = [online_probabilities(project, project["recording"], lookahead_s=10.0, block_s=block_s)
+              for block_s in (0.25, 3.7)]
     np.testing.assert_array_equal(tracks[0], tracks[1])  # how samples arrive changes nothing
     assert tracks[0].shape == offline.shape
     # Running normalisation statistics and the backward filter pass started 10 s ahead: close, not equal.
     assert np.abs(tracks[0] - offline).mean() < 0.02
 
 
-def test_electrodes_resolve_from_any_labels_and_missing_ones_are_named():
+def test_stream_electrodes_are_resolved_by_the_resolver_of_detect():
     labels = ["ECG"] + [f"EEG {name}-LE" for name in ELECTRODES]
-    assert electrode_indices(labels) == list(range(1, 20))
-    with pytest.raises(StreamError, match="lacks electrode CZ"):
-        electrode_indices([label for label in labels if "CZ" not in label])
+    assert stream_montage(labels, 19).sources == tuple(range(1, 20))
+    # Bipolar (CHB-MIT labels, 10-10 names, a repeated derivation): 16 electrodes reconstructed.
+    chbmit = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1", "FP2-F4", "F4-C4", "C4-P4",
+              "P4-O2", "FP2-F8", "F8-T8", "T8-P8-0", "P8-O2", "FZ-CZ", "CZ-PZ", "P7-T7", "T7-FT9", "FT9-FT10",
+              "FT10-T8", "T8-P8-1"]
+    montage = stream_montage(chbmit, 12, "amp")
+    assert montage.missing == CHBMIT_LOSES and len(montage.derived) == 16 and not montage.direct
+    assert montage.sources == resolve_montage(chbmit).sources  # the resolver's montage, nothing else
+    # Fewer than preprocess.min_electrodes: refused with the resolver's own message.
+    few = labels[:12]
+    refusal = resolve_montage(few).refusal(12)
+    assert refusal is not None and refusal.startswith("missing electrodes F8, T3, T4, T5, T6, FZ, CZ, PZ: 11 of 19")
+    with pytest.raises(StreamError, match=re.escape(f"stream 'amp': {refusal}")):
+        stream_montage(few, 12, "amp")
+    assert stream_montage(few, 11).n_present == 11
+
+
+def test_the_presence_mask_reaches_the_model(project):
+    """An electrode the stream lacks is absent for the network: its row's values change nothing,
+    and every window the online detector scores carries the montage's mask."""
+    params, model = project["params"], project["model"]
+    montage = stream_montage([label for label in TUSZ_LABELS if "CZ" not in label], params.preprocess.min_electrodes)
+    row = ELECTRODES.index("CZ")
+    present = presence_mask(montage, CPU)
+    assert present.dtype == torch.bool and present.shape == (1, len(ELECTRODES))
+    assert present[0].tolist() == montage.present.tolist() and not present[0, row]
+    assert presence_mask(stream_montage(TUSZ_LABELS, len(ELECTRODES)), CPU) is None  # all present: no mask
+    rng = np.random.default_rng(5)
+    window = rng.normal(size=(len(ELECTRODES), 20 * 256)).astype(np.float16)
+    window[row] = 0
+    noisy = window.copy()
+    noisy[row] = rng.normal(0, 3, window.shape[1])
+    masked = score_window(model, window, CPU, "fp32", present)
+    np.testing.assert_array_equal(score_window(model, noisy, CPU, "fp32", present), masked)
+    assert not np.allclose(score_window(model, noisy, CPU, "fp32"), masked)  # unmasked, the row would count
+
+    calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, frame_mask=None, present=None):
+            calls.append((x, present))
+            return model(x, frame_mask, present)
+
+    detector = OnlineDetector(Spy(), params, 250.0, montage, hop_s=4.0, lookahead_s=0.0, stats_window_s=600.0,
+                              device=CPU, precision="fp32")
+    blocks = detector.push(rng.normal(0, 30, size=(len(montage.sources), 250 * 20)).astype(np.float32))
+    blocks += detector.finish()
+    assert blocks and len(calls) >= len(blocks)
+    for x, mask in calls:
+        assert mask is not None and torch.equal(mask, present)
+        assert not x[0, row].any() and x[0, row - 1].any()  # the absent row is zero, the others signal
+
+
+def test_a_bipolar_stream_scores_as_the_referential_stream_without_the_lost_electrodes(project, forms):
+    """CHB-MIT bipolar signals are mapped to the potentials as offline; the probabilities are those
+    of the referential signals of the same potentials less FZ CZ PZ, to the EDF's quantisation."""
+    min_electrodes = project["params"].preprocess.min_electrodes
+    recordings = {name: read_eeg(path, min_electrodes=min_electrodes) for name, path in forms.items()}
+    bipolar = recordings["bipolar"]
+    assert bipolar.montage.missing == CHBMIT_LOSES and not bipolar.montage.direct
+    assert list(recordings["referential_less"].montage.present) == list(bipolar.montage.present)
+    p = {name: online_probabilities(project, recording) for name, recording in recordings.items()}
+    assert p["bipolar"].shape == p["referential_less"].shape == (SYNTH_DURATION_S * 4,)
+    same = np.abs(p["bipolar"] - p["referential_less"])
+    other = np.abs(p["bipolar"] - p["referential"])  # the three electrodes do matter
+    assert same.max() < 1e-2 and same.mean() < 0.1 * other.mean()
 
 
 def test_settings_are_checked_before_any_stream(project, tmp_path):
@@ -217,11 +323,54 @@ def test_replay_to_detect_end_to_end_through_the_cli(project, tmp_path):
     assert files == ["rec_s001_t000.csv_bi", "rec_s001_t000_events.tsv"]
     streamed = [(e.start, e.stop) for e in read_csv_bi(out / "rec_s001_t000.csv_bi").events]
     # The same recording fed in-process: probabilities do not depend on how samples arrive.
-    expected = feed_recording(make_session(project), project["edf"]).events
+    expected = feed_recording(make_session(project), project["recording"]).events
     assert streamed == pytest.approx([(e.start_s, e.stop_s) for e in expected], abs=1e-3)
     assert streamed, "the operating point was chosen to give events"
     offline = events_of_track(project["track"], project["points"]["10"])
     assert offline  # the offline events, for the record; agreement is measured in benchmarks/
+
+
+def test_a_bipolar_replay_is_accepted_reported_and_warned_about(project, forms, tmp_path):
+    """A CHB-MIT bipolar EDF replayed through LSL: its montage line once, the montage sidecar beside
+    the events, the synthetic-model warning once, the events of the same signals fed in-process."""
+    root = project["root"]
+    checkpoint = tmp_path / "synthetic" / "best.pt"
+    training_data = {"source": "synthetic", "recordings": 3, "hours": 0.2}
+    save_checkpoint(checkpoint, model=project["model"], model_config=project["params"].model, step=STEP,
+                    training_data=training_data)
+    lines: list[str] = []
+    warnings: list[str] = []
+    summary = run_stream(replay=forms["bipolar"], speed=40.0, echo=lines.append, on_warning=warnings.append,
+                         **stream_kwargs(project, tmp_path, checkpoint=checkpoint,
+                                         operating_points=root / "models" / "operating_points.json"))
+    assert summary.stopped_by == "end"
+    assert warnings == summary.warnings == [training_data_warning(checkpoint, training_data)]
+    derived = " ".join(n for n in ELECTRODES if n not in CHBMIT_LOSES)
+    montage_lines = [line for line in lines if "electrodes " in line]
+    assert len(montage_lines) == 1
+    assert f"electrodes 0 direct, 16 derived ({derived}), 3 missing (FZ CZ PZ)" in montage_lines[0]
+    report = json.loads((tmp_path / "out" / "bipolar.montage.json").read_text())
+    assert report["missing"] == list(CHBMIT_LOSES) and report["n_present"] == 16 and report["direct"] == []
+    assert "FT9-FT10" in report["signals"] and "FZ-CZ" not in report["signals"]
+    assert report["edf"] == str(forms["bipolar"]) and report["gaps"] == []
+    assert report["segments"] == [[0.0, pytest.approx(SYNTH_DURATION_S)]]
+    recording = read_eeg(forms["bipolar"], min_electrodes=project["params"].preprocess.min_electrodes)
+    expected = feed_recording(make_session(project, rate=recording.sample_rates[0], montage=recording.montage),
+                              recording).events
+    assert [t for e in summary.events for t in (e.start_s, e.stop_s)] == pytest.approx(
+        [t for e in expected for t in (e.start_s, e.stop_s)], abs=1e-6)
+
+
+def test_a_stream_with_too_few_electrodes_is_refused_with_the_resolver_message(project, tmp_path):
+    sid = f"szflow-test-{uuid.uuid4().hex[:8]}"
+    labels = TUSZ_LABELS[:11]
+    source = EegOutlet(sid, labels=labels)
+    refusal = resolve_montage(labels).refusal(project["params"].preprocess.min_electrodes)
+    assert refusal is not None
+    with pytest.raises(StreamError, match=re.escape(f"stream 'test-{sid}': {refusal}")):
+        run_stream(source_id=sid, **stream_kwargs(project, tmp_path))
+    assert source.outlet is not None
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_markers_reach_a_second_inlet(project, tmp_path):

@@ -235,7 +235,8 @@ def stream(
         summary = run_stream(name=name, source_id=source_id, checkpoint=checkpoint, operating_point=operating_point,
                              operating_points=operating_points, out_dir=out, formats=tuple(fmt),
                              params_dir=params_dir, device=device, lookahead_s=lookahead_s, duration_s=duration_s,
-                             replay=replay, speed=speed, recording=recording, echo=typer.echo)
+                             replay=replay, speed=speed, recording=recording, echo=typer.echo,
+                             on_warning=lambda message: typer.echo(f"warning: {message}", err=True))
     except SzflowError as exc:
         _fail(exc)
     typer.echo(format_stream_summary(summary))

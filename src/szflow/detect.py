@@ -317,9 +317,14 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
     return summary
 
 
+def electrodes_line(montage: ElectrodeMontage) -> str:
+    """The electrodes of a recording or a stream (direct / derived / missing), as the per-file line says them."""
+    return f"electrodes {montage.summary_line()}"
+
+
 def montage_line(prediction: FilePrediction) -> str:
     """The electrodes of a file (direct / derived / missing) and its gaps, in one line."""
-    line = f"electrodes {prediction.montage.summary_line()}"
+    line = electrodes_line(prediction.montage)
     if prediction.gaps:
         total = sum(stop - start for start, stop in prediction.gaps)
         line += (f"; {len(prediction.segment_tracks)} segments, "
@@ -352,6 +357,7 @@ __all__ = [
     "InferenceSettings",
     "detect_file",
     "detect_paths",
+    "electrodes_line",
     "events_of_track",
     "find_edfs",
     "format_result",

@@ -6,7 +6,7 @@ lookahead), `postprocess_online` (alarms and events with `szflow.postprocess`'s 
 `outputs` (event files, LSL markers), `runner` (the session, the command, the replay mode).
 """
 
-from szflow.stream.detector_online import FrameBlock, OnlineDetector, score_window
+from szflow.stream.detector_online import FrameBlock, OnlineDetector, presence_mask, score_window
 from szflow.stream.postprocess_online import Alarm, ClosedEvent, OnlineEvents
 from szflow.stream.preprocess_online import OnlinePreprocessor, OnlineResampler
 from szflow.stream.runner import StreamSession, StreamSummary, format_stream_summary, run_stream, start_replay
@@ -16,11 +16,12 @@ from szflow.stream.source import (
     StreamError,
     StreamNotFound,
     StreamVanished,
-    electrode_indices,
+    stream_montage,
 )
 
 __all__ = [
     "Alarm", "ChannelSetChanged", "ClosedEvent", "FrameBlock", "LslSource", "OnlineDetector", "OnlineEvents",
     "OnlinePreprocessor", "OnlineResampler", "StreamError", "StreamNotFound", "StreamSession", "StreamSummary",
-    "StreamVanished", "electrode_indices", "format_stream_summary", "run_stream", "score_window", "start_replay",
+    "StreamVanished", "format_stream_summary", "presence_mask", "run_stream", "score_window", "start_replay",
+    "stream_montage",
 ]

@@ -7,7 +7,10 @@ the last event. Markers are JSON strings on an irregular-rate string stream name
 `<stream name>-szflow` (type `Markers`), so bedside displays and recorders (LabRecorder) get them:
   {"type": "alarm", "onset_s": 123.25, "at_s": 131.0}            when an event opens
   {"type": "event", "start_s": 123.25, "stop_s": 171.5}          when it closes
-Times are seconds of stream time (since the first sample received).
+Times are seconds of stream time (since the first sample received). Beside the event files, the
+montage sidecar `<recording id>.montage.json` of `szflow detect` (the same keys): the electrodes
+read directly, reconstructed from derivations or missing, the signals read, and the stream's
+continuous segments and gaps; written at connect and again when the stream ends.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import json
 import time
 from pathlib import Path
 
-from szflow.detect import FORMATS, output_name, write_events
+from szflow.data.electrodes import ElectrodeMontage
+from szflow.detect import FORMATS, MONTAGE_SUFFIX, output_name, write_events
+from szflow.io_utils import atomic_write_json
 from szflow.stream.postprocess_online import Alarm, ClosedEvent
 
 MARKER_STREAM_TYPE = "Markers"
@@ -45,6 +50,31 @@ class EventFiles:
     def append(self, event: ClosedEvent, duration_s: float) -> None:
         self.events.append((event.start_s, event.stop_s))
         self.write(max(duration_s, event.stop_s))
+
+    @property
+    def montage_path(self) -> Path:
+        return self.out_dir / (self.recording_id + MONTAGE_SUFFIX)
+
+    def write_montage(self, report: dict) -> None:
+        """Write the montage sidecar (`montage_report`) atomically."""
+        atomic_write_json(self.montage_path, report)
+
+
+def montage_report(montage: ElectrodeMontage, gaps: list[tuple[float, float]], duration_s: float,
+                   **source) -> dict:
+    """The montage sidecar of a stream, with the keys `szflow detect` writes for a file: `source`
+    (the stream's name, ...), the electrodes (`ElectrodeMontage.report`), the continuous segments
+    and the gaps ([start, stop] in stream time, from (stream time, seconds missing) pairs), the
+    duration so far."""
+    segments, start = [], 0.0
+    for at, missing in gaps:
+        if at > start:
+            segments.append([start, at])
+        start = at + missing
+    if duration_s > start:
+        segments.append([start, duration_s])
+    return {**source, **montage.report(), "segments": segments, "gaps": [[at, at + missing] for at, missing in gaps],
+            "skipped_segments": [], "duration_s": duration_s}
 
 
 def alarm_marker(alarm: Alarm) -> str:
@@ -76,4 +106,4 @@ class MarkerOutlet:
         self.outlet = None
 
 
-__all__ = ["FORMATS", "EventFiles", "MarkerOutlet", "alarm_marker", "event_marker"]
+__all__ = ["FORMATS", "EventFiles", "MarkerOutlet", "alarm_marker", "event_marker", "montage_report"]

@@ -2,11 +2,14 @@
 
 Offline, a recording is resampled (polyphase), common-average referenced, filtered forward and
 backward (`sosfiltfilt` semantics) and normalised with statistics of the whole recording. Online:
-  - resampling: `resample_poly` over each new stretch plus the FIR's support on both sides, keeping
-    only outputs whose support lies inside real samples: identical to the offline outputs (the
-    first ones use the same 'edge' padding at the stream start); it holds back about 10 input
-    samples (40 ms at 250 Hz) until their right support has arrived;
-  - common average reference: per sample, so nothing changes;
+  - resampling of the stream's signals (those the electrode montage reads, `szflow.data.electrodes`):
+    `resample_poly` over each new stretch plus the FIR's support on both sides, keeping only
+    outputs whose support lies inside real samples: identical to the offline outputs (the first
+    ones use the same 'edge' padding at the stream start); it holds back about 10 input samples
+    (40 ms at 250 Hz) until their right support has arrived;
+  - the montage and the common average reference over the present electrodes
+    (`szflow.signal.montage.electrode_potentials`, as offline): per sample, so nothing changes;
+    rows of missing electrodes are zero throughout (the filter and the normalisation keep them so);
   - forward filter pass: a recursive filter is causal, so it runs incrementally with its state,
     started at the stream start exactly as `sos_filtfilt` starts it (odd extension, `sosfilt_zi`):
     the forward output equals the offline one;
@@ -31,9 +34,10 @@ import numpy as np
 from scipy.signal import resample_poly, sosfilt, sosfilt_zi
 
 from szflow.config import PreprocessConfig
+from szflow.data.electrodes import ElectrodeMontage
 from szflow.signal.chain import N_CHANNELS, chain_filter, quantise
 from szflow.signal.iir import odd_padlen
-from szflow.signal.montage import common_average_reference
+from szflow.signal.montage import electrode_potentials
 from szflow.signal.normalise import STATS_BLOCK_SAMPLES, apply_stats, channel_stats
 from szflow.signal.resample import rational_ratio, resampled_length
 
@@ -42,11 +46,12 @@ class OnlineResampler:
     """Polyphase resampling of an unbounded (channels, n) stream, output equal to `resample_poly`
     of the whole stream with 'edge' padding at its start."""
 
-    def __init__(self, from_hz: float, to_hz: float):
+    def __init__(self, from_hz: float, to_hz: float, channels: int):
+        self.channels = int(channels)
         self.up, self.down = rational_ratio(float(from_hz), float(to_hz))
         # scipy's default FIR has 2 * half_len + 1 taps at the up-sampled rate, half_len = 10 * max(up, down).
         self.support = -(-10 * max(self.up, self.down) // self.up) + 2  # input samples on each side
-        self.raw = np.zeros((N_CHANNELS, 0), np.float32)
+        self.raw = np.zeros((self.channels, 0), np.float32)
         self.raw_start = 0  # absolute input index of raw[:, 0]
         self.n_in = 0
         self.n_out = 0  # outputs produced so far
@@ -65,7 +70,7 @@ class OnlineResampler:
             # Output k needs input up to k * down / up + support.
             stop = max(self.n_out, ((self.n_in - self.support) * self.up) // self.down)
         if stop <= self.n_out:
-            return np.zeros((N_CHANNELS, 0), np.float32)
+            return np.zeros((self.channels, 0), np.float32)
         # The segment starts on an input sample that lands exactly on an output sample (a multiple
         # of `down`), `support` inputs before the first output wanted (or at the stream start).
         first_in = max(0, (self.n_out * self.down) // self.up - self.support) // self.down * self.down
@@ -84,25 +89,27 @@ class OnlineResampler:
 
 
 class OnlinePreprocessor:
-    """Raw electrode blocks in, normalised float16 windows out (see the module docstring).
+    """Raw signal blocks in, normalised float16 windows out (see the module docstring).
 
-    `push(block)` takes (N_CHANNELS, n) float32 in microvolts at `input_rate_hz`; `window(first,
-    stop)` returns the network input for output samples [first, stop). Windows must be asked in
-    order of `stop` (each hop's window ends later than the previous one).
+    `push(block)` takes (len(montage.sources), n) float32 in microvolts at `input_rate_hz`, the
+    signals `montage` reads in its order; `window(first, stop)` returns the network input (N_CHANNELS
+    electrodes) for output samples [first, stop). Windows must be asked in order of `stop` (each
+    hop's window ends later than the previous one).
     """
 
-    def __init__(self, cfg: PreprocessConfig, input_rate_hz: float, *, window_samples: int, lookahead_samples: int,
-                 stats_window_s: float):
+    def __init__(self, cfg: PreprocessConfig, input_rate_hz: float, montage: ElectrodeMontage, *,
+                 window_samples: int, lookahead_samples: int, stats_window_s: float):
         self.cfg = cfg
+        self.montage = montage
         self.rate = float(cfg.sample_rate_hz)
         self.sos = chain_filter(cfg).astype(np.float64)
         self.zi_unit = sosfilt_zi(self.sos)  # (sections, 2)
         self.padlen = odd_padlen(self.sos)
-        self.resampler = OnlineResampler(input_rate_hz, self.rate)
+        self.resampler = OnlineResampler(input_rate_hz, self.rate, len(montage.sources))
         self.window_samples = int(window_samples)
         self.lookahead = int(lookahead_samples)
-        # The common-average-referenced signal not yet filtered forward, plus the last padlen + 1
-        # samples before it (the odd extension at a window's end reads them).
+        # The electrodes' common-average-referenced signal not yet filtered forward, plus the last
+        # padlen + 1 samples before it (the odd extension at a window's end reads them).
         self.x = np.zeros((N_CHANNELS, 0), np.float32)
         self.x_start = 0
         self.n_x = 0
@@ -122,13 +129,22 @@ class OnlinePreprocessor:
         """Resampled, referenced samples received so far (what a window may end at)."""
         return self.n_x
 
+    @property
+    def n_sources(self) -> int:
+        """Signals per raw block (those the montage reads)."""
+        return self.resampler.channels
+
     def push(self, block: np.ndarray, final: bool = False) -> None:
-        """Append raw electrode samples (N_CHANNELS, n); `final` marks the end of the stream."""
-        out = self.resampler.push(np.asarray(block, np.float32), final=final)
+        """Append raw samples (n_sources, n) of the montage's signals; `final` marks the end of the stream."""
+        block = np.asarray(block, np.float32)
+        if block.ndim != 2 or block.shape[0] != self.n_sources:
+            raise ValueError(f"expected ({self.n_sources}, n) samples of the montage's signals, got {block.shape}")
+        out = self.resampler.push(block, final=final)
         self.final = self.final or final
         if out.shape[1]:
-            out = np.array(out, np.float32)  # own copy: the reference is subtracted in place
-            common_average_reference(out)
+            # Own copy: the montage of 19 referential electrodes is the block itself, and the
+            # reference is subtracted in place.
+            out = electrode_potentials(np.array(out, np.float32), self.montage)
             self.x = np.concatenate((self.x, out), axis=1) if self.x.size else out
             self.n_x += out.shape[1]
 

@@ -1,11 +1,14 @@
 """`szflow stream`: live detection on an LSL stream, and its replay mode.
 
-`StreamSession` is the pipeline without the transport: raw electrode blocks in (`feed`), alarms
+`StreamSession` is the pipeline without the transport: raw signal blocks in (`feed`), alarms
 and closed events out (console, event files, LSL markers). A gap in the stream ends a segment
 (its open event is closed, its state dropped) and starts a new one at the new time: nothing is
 filled in. `run_stream` connects an `LslSource` to a session and runs until `--duration-s`, the
 end of a replay, Ctrl-C (SIGINT/SIGTERM: the open event is closed and written, exit 0), or a
-stream that vanished or changed its channels (what was written is kept, exit 1).
+stream that vanished or changed its channels (what was written is kept, exit 1). At connect it
+prints the stream's electrodes as `szflow detect` prints a file's (direct / derived / missing) and
+writes the montage sidecar beside the event files; a checkpoint trained on synthetic EEG only is
+warned about once, as `szflow detect` warns.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from szflow.config import Params, load_params
-from szflow.data.edf import read_eeg
-from szflow.detect import OPERATING_POINTS_NAME, InferenceSettings
+from szflow.data.edf import EegRecording, read_eeg
+from szflow.data.electrodes import ElectrodeMontage
+from szflow.detect import OPERATING_POINTS_NAME, InferenceSettings, electrodes_line, training_data_warning
 from szflow.edf_store import recording_id
 from szflow.errors import ConfigError, InputFileError
 from szflow.inference import resolve_precision
 from szflow.model.checkpoint import load_detector
 from szflow.operating_points import load_operating_point
 from szflow.stream.detector_online import FrameBlock, OnlineDetector
-from szflow.stream.outputs import EventFiles, MarkerOutlet, alarm_marker, event_marker
+from szflow.stream.outputs import EventFiles, MarkerOutlet, alarm_marker, event_marker, montage_report
 from szflow.stream.postprocess_online import Alarm, ClosedEvent, OnlineEvents
 from szflow.stream.source import Gap, LslSource, Samples, Stalled, StreamError
 
@@ -55,6 +59,8 @@ class StreamSummary:
     outputs: list[str] = field(default_factory=list)
     stopped_by: str = ""  # duration | end | interrupt | error
     error: str = ""
+    montage: ElectrodeMontage | None = None  # the stream's electrodes (set at connect)
+    warnings: list[str] = field(default_factory=list)  # about the run as a whole (the model's training data)
 
     @property
     def realtime_factor(self) -> float:
@@ -117,7 +123,8 @@ class StreamSession:
             self.final_s = self.segment_start_s + (block.first_frame + block.probabilities.size) / rate
 
     def feed(self, data: np.ndarray) -> None:
-        """Raw electrode samples (19, n), microvolts, continuing the current segment."""
+        """Raw samples (len(montage.sources), n) of the montage's signals, microvolts, continuing the
+        current segment."""
         if self.detector is None:
             self._start_segment()
         self.segment_samples += data.shape[1]
@@ -150,18 +157,20 @@ class StreamSession:
 
 
 # ----------------------------------------------------------------------------- replay
-def start_replay(path: str | Path, speed: float, name: str, source_id: str):
-    """Play an EDF's 19 electrodes as an LSL stream (mne-lsl's player), `speed` times real time.
+def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_electrodes: int):
+    """Play an EDF's EEG as an LSL stream (mne-lsl's player), `speed` times real time.
 
-    Returns (player, n_samples). The electrodes are read by szflow's EDF reader (the values
-    `szflow detect` reads), in volts, as MNE keeps EEG.
+    Returns (player, n_samples). The signals are those the electrode resolver reads from the file
+    (referential electrodes or bipolar derivations, under their own labels), read by szflow's EDF
+    reader (the values `szflow detect` reads), in volts, as MNE keeps EEG; a file with fewer than
+    `min_electrodes` electrodes is refused as `szflow detect` refuses it.
     """
     import mne  # mne and mne-lsl load only for a replay
     from mne_lsl.player import PlayerLSL
 
-    recording = read_eeg(path)
+    recording = read_eeg(path, min_electrodes=min_electrodes)
     if len(set(recording.sample_rates)) != 1:
-        raise InputFileError(path, f"electrodes at different sample rates {sorted(set(recording.sample_rates))} "
+        raise InputFileError(path, f"EEG signals at different sample rates {sorted(set(recording.sample_rates))} "
                                    "cannot be replayed as one LSL stream")
     rate = float(recording.sample_rates[0])
     data = np.stack(recording.signals).astype(np.float64) * 1e-6
@@ -203,12 +212,12 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str):
     return player, data.shape[1]
 
 
-def feed_recording(session: StreamSession, path: str | Path, block_s: float = 0.5) -> StreamSummary:
-    """Feed an EDF's electrodes to `session` in blocks of `block_s`, in this process (no LSL), and
-    close it: what a replay delivers, without the transport (tests and benchmarks)."""
-    recording = read_eeg(path)
+def feed_recording(session: StreamSession, recording: EegRecording, block_s: float = 0.5) -> StreamSummary:
+    """Feed a read EDF's signals (`read_eeg`: those its montage reads) to `session` in blocks of
+    `block_s`, in this process (no LSL), and close it: what a replay delivers, without the transport
+    (tests and benchmarks). The session's detectors must be made for `recording.montage`."""
     if len(set(recording.sample_rates)) != 1:
-        raise InputFileError(path, "electrodes at different sample rates cannot be fed as one stream")
+        raise InputFileError(recording.path, "EEG signals at different sample rates cannot be fed as one stream")
     data = np.stack(recording.signals)
     step = max(1, round(block_s * recording.sample_rates[0]))
     for first in range(0, data.shape[1], step):
@@ -229,11 +238,15 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                params_dir: str | Path = ".", device: str | None = None, lookahead_s: float | None = None,
                duration_s: float | None = None, replay: str | Path | None = None, speed: float = 1.0,
                resolve_timeout_s: float = 10.0, recording: str | None = None,
-               echo: Callable[[str], None] = print, status: bool | None = None,
-               handle_signals: bool = True, stop: threading.Event | None = None) -> StreamSummary:
+               echo: Callable[[str], None] = print, on_warning: Callable[[str], None] | None = None,
+               status: bool | None = None, handle_signals: bool = True,
+               stop: threading.Event | None = None) -> StreamSummary:
     """What `szflow stream` does (module docstring). Setup problems raise SzflowError before any
-    stream is touched; a stream that vanishes or changes channels ends the run with
-    `summary.stopped_by == "error"` and `summary.error` set, after writing what was detected."""
+    stream is touched, and so does a stream whose electrodes the resolver refuses (StreamError);
+    a stream that vanishes or changes channels ends the run with `summary.stopped_by == "error"`
+    and `summary.error` set, after writing what was detected. A warning about the run as a whole
+    (a model trained on synthetic data) goes to `on_warning` once, before the stream (default: the
+    log), and into the summary."""
     params: Params = load_params(params_dir)
     cfg = params.stream
     lookahead = cfg.lookahead_s if lookahead_s is None else float(lookahead_s)
@@ -253,13 +266,17 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                                 device=settings.device)
     model.eval()
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
+    warning = training_data_warning(checkpoint, ckpt.training_data)
+    if warning is not None:
+        (on_warning or log.warning)(warning)
+    min_electrodes = params.preprocess.min_electrodes
 
     player = None
     expected_samples = None
     if replay is not None:
         tag = f"{Path(replay).stem}-{time.time_ns() % 10**9}"
         name, source_id = f"szflow-replay-{tag}", f"szflow-replay-{tag}"
-        player, expected_samples = start_replay(replay, speed, name, source_id)
+        player, expected_samples = start_replay(replay, speed, name, source_id, min_electrodes)
         recording = recording or recording_id(replay)
     stop = stop or threading.Event()
     previous_handlers = {}
@@ -268,19 +285,27 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
             previous_handlers[sig] = signal.signal(sig, lambda *_: stop.set())
     show_status = sys.stderr.isatty() if status is None else status
     started = time.perf_counter()
-    source = LslSource(name=name, source_id=source_id, resolve_timeout_s=resolve_timeout_s, stall_s=cfg.stall_s,
-                       vanish_s=cfg.vanish_s, check_gaps=replay is None)
+    source = LslSource(name=name, source_id=source_id, min_electrodes=min_electrodes,
+                       resolve_timeout_s=resolve_timeout_s, stall_s=cfg.stall_s, vanish_s=cfg.vanish_s,
+                       check_gaps=replay is None)
     summary = StreamSummary()
     session = None
     try:
         description = source.connect()
+        montage = source.montage
         rid = recording or f"{description.name}_{time.strftime('%Y%m%dT%H%M%S')}"
         files = EventFiles(out_dir, rid, formats)
+        origin = {"stream": description.name, "source_id": description.source_id,
+                  "sample_rate_hz": description.sample_rate_hz, **({"edf": str(replay)} if replay is not None else {})}
+        try:
+            files.write_montage(montage_report(montage, [], 0.0, **origin))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {files.montage_path}: {exc.strerror or exc}") from None
         markers = MarkerOutlet(f"{description.name}-szflow", f"{description.source_id}-szflow")
         rate = description.sample_rate_hz
 
         def make_detector() -> OnlineDetector:
-            return OnlineDetector(model, params, rate, hop_s=cfg.hop_s, lookahead_s=lookahead,
+            return OnlineDetector(model, params, rate, montage, hop_s=cfg.hop_s, lookahead_s=lookahead,
                                   stats_window_s=cfg.stats_window_s, device=settings.device, precision=precision)
 
         def on_alarm(alarm: Alarm) -> None:
@@ -292,7 +317,9 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
         session = StreamSession(make_detector, point, rate, files=files, markers=markers, on_alarm=on_alarm,
                                 on_event=on_event)
         summary = session.summary
-        summary.stream = description.name
+        summary.stream, summary.montage = description.name, montage
+        summary.warnings = [warning] if warning is not None else []
+        echo(f"stream {description.name!r}: {electrodes_line(montage)}; montage in {files.montage_path}")
         echo(f"streaming from {description.name!r} ({len(description.labels)} channels at {rate:g} Hz); "
              f"lookahead {lookahead:g} s, hop {cfg.hop_s:g} s, operating point {operating_point} FA/24h")
         limit = duration_s if duration_s is not None else math.inf
@@ -350,6 +377,10 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
         if show_status:
             sys.stderr.write("\n")
     summary = session.close()
+    try:
+        files.write_montage(montage_report(montage, summary.gaps, summary.stream_s, **origin))
+    except OSError as exc:  # the events are written; a sidecar that cannot be is reported, not fatal
+        log.warning("cannot write %s: %s", files.montage_path, exc)
     if session.markers is not None:
         session.markers.close()
     summary.wall_s = time.perf_counter() - started

@@ -1,8 +1,11 @@
 """An LSL EEG stream as a sequence of sample blocks and the things live streams do.
 
 `LslSource` resolves a stream by name or source id, opens an inlet (mne-lsl, which bundles
-liblsl), maps its channel labels to the 19 electrodes, and `read()`s one of:
-  - `Samples`: the 19 electrodes (microvolts) of the samples that arrived, however late or bursty;
+liblsl), resolves its channel labels with the electrode resolver of `szflow detect`
+(`stream_montage`: referential or bipolar, any label convention, electrodes missing down to
+`preprocess.min_electrodes`), and `read()`s one of:
+  - `Samples`: the signals the montage reads (microvolts) of the samples that arrived, however late
+    or bursty;
   - `Gap`: the samples' time stamps jumped forward (samples were lost): the caller restarts its
     state at the new time, never filling in data;
   - `Stalled`: no samples for `stall_s` (the next `Samples` says how long the silence was);
@@ -18,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from szflow.config import ELECTRODES
-from szflow.data.edf import electrode_name
+from szflow.data.electrodes import ElectrodeMontage, resolve_montage
 from szflow.errors import SzflowError
 
 log = logging.getLogger("szflow.stream")
@@ -51,7 +53,7 @@ class ChannelSetChanged(StreamError):
 
 @dataclass(frozen=True)
 class Samples:
-    data: np.ndarray  # (19, n) float32 microvolts, electrodes in ELECTRODES order
+    data: np.ndarray  # (len(montage.sources), n) float32 microvolts, the montage's signals in its order
     timestamps: np.ndarray  # (n,) LSL time stamps
     resumed_after_s: float | None = None  # set when these samples end a stall: how long it was
 
@@ -77,26 +79,21 @@ class StreamDescription:
     units: tuple[str, ...]
 
 
-def electrode_indices(labels: list[str] | tuple[str, ...]) -> list[int]:
-    """Index in `labels` of each of the 19 electrodes (the first label naming it).
-
-    The one place the stream resolves electrodes (`szflow.data.edf.electrode_name`, as `szflow
-    detect` does); StreamError naming the missing ones.
-    """
-    found: dict[str, int] = {}
-    for index, label in enumerate(labels):
-        name = electrode_name(str(label))
-        if name is not None and name not in found:
-            found[name] = index
-    missing = [name for name in ELECTRODES if name not in found]
-    if missing:
-        raise StreamError(f"stream lacks electrode{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                          f"(channels: {', '.join(map(str, labels))})")
-    return [found[name] for name in ELECTRODES]
+def stream_montage(labels: list[str] | tuple[str, ...], min_electrodes: int, stream: str = "") -> ElectrodeMontage:
+    """The montage of a stream's channel `labels`: `szflow.data.electrodes.resolve_montage`, the
+    resolver `szflow detect` applies to an EDF's labels, so referential and bipolar streams, every
+    label convention and missing electrodes are handled alike. StreamError with the resolver's
+    refusal (naming the missing electrodes) when fewer than `min_electrodes` are present."""
+    montage = resolve_montage([str(label) for label in labels])
+    refusal = montage.refusal(min_electrodes)
+    if refusal is not None:
+        raise StreamError(f"stream {stream!r}: {refusal}" if stream else refusal)
+    return montage
 
 
-def microvolt_factors(units: tuple[str, ...], indices: list[int]) -> np.ndarray:
-    """Per-electrode factor to microvolts; an unnamed or unknown unit is taken as microvolts."""
+def microvolt_factors(units: tuple[str, ...], indices: tuple[int, ...] | list[int]) -> np.ndarray:
+    """Per-signal factor to microvolts of the channels `indices`; an unnamed or unknown unit is taken
+    as microvolts."""
     factors = [UNIT_TO_MICROVOLTS.get(str(units[i] or "").strip().lower(), 1.0) if i < len(units) else 1.0
                for i in indices]
     return np.asarray(factors, np.float32)
@@ -105,18 +102,21 @@ def microvolt_factors(units: tuple[str, ...], indices: list[int]) -> np.ndarray:
 class LslSource:
     """One LSL EEG stream (see the module docstring): `connect`, `read` until done, `close`."""
 
-    def __init__(self, *, name: str | None = None, source_id: str | None = None, resolve_timeout_s: float = 10.0,
-                 stall_s: float = 5.0, vanish_s: float = 30.0, check_gaps: bool = True):
+    def __init__(self, *, min_electrodes: int, name: str | None = None, source_id: str | None = None,
+                 resolve_timeout_s: float = 10.0, stall_s: float = 5.0, vanish_s: float = 30.0,
+                 check_gaps: bool = True):
         if not name and not source_id:
             raise StreamError("give the stream's --name or --source-id")
         self.name, self.source_id = name, source_id
+        self.min_electrodes = int(min_electrodes)
         self.resolve_timeout_s = resolve_timeout_s
         self.stall_s, self.vanish_s = stall_s, vanish_s
         self.check_gaps = check_gaps
         self.inlet = None  # mne_lsl.lsl.StreamInlet once connected
         self.description: StreamDescription | None = None
-        self.indices: list[int] = []
-        self.factors = np.ones(len(ELECTRODES), np.float32)
+        self.montage: ElectrodeMontage | None = None  # set by connect
+        self.indices: list[int] = []  # the channels the montage reads (its sources), in its order
+        self.factors = np.ones(0, np.float32)
         self.last_timestamp: float | None = None
         self.last_data_wall = time.monotonic()
         self.stalled = False
@@ -163,7 +163,12 @@ class LslSource:
         if description.sample_rate_hz <= 0:
             raise StreamError(f"stream {description.name!r} has no regular sample rate (irregular streams "
                               "cannot be filtered)")
-        self.indices = electrode_indices(description.labels)
+        try:
+            self.montage = stream_montage(description.labels, self.min_electrodes, description.name)
+        except StreamError:
+            self.close()
+            raise
+        self.indices = list(self.montage.sources)
         self.factors = microvolt_factors(description.units, self.indices)
         self.description = description
         self.last_data_wall = time.monotonic()
