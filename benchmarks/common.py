@@ -152,3 +152,24 @@ def write_noise_preprocess(out: Path, hours: float, cfg: PreprocessConfig, seed:
                      "resumed": False, "n_samples": n})
     write_run_summary(out, pd.DataFrame(rows, columns=REPORT_COLUMNS), cfg, "bench")
     return [row["recording_id"] for row in rows]
+
+
+_WORKER_MODELS: dict[tuple, tuple] = {}
+
+
+def worker_model(params_dir: str, checkpoint: str, device: str | None, torch_threads: int) -> tuple:
+    """(params, model, `szflow.detect.InferenceSettings`) of this process, loaded once per process:
+    process-pool jobs share the worker's model instead of loading it per job."""
+    from szflow.config import load_params
+    from szflow.detect import InferenceSettings
+    from szflow.model.checkpoint import load_detector
+
+    key = (params_dir, checkpoint, device)
+    if key not in _WORKER_MODELS:
+        torch.set_num_threads(torch_threads)
+        params = load_params(params_dir)
+        settings = InferenceSettings.from_params(params, device=device)
+        model, _ = load_detector(checkpoint, expected_config=params.model, mamba_impl=params.hardware.mamba_impl,
+                                 device=settings.device)
+        _WORKER_MODELS[key] = (params, model, settings)
+    return _WORKER_MODELS[key]

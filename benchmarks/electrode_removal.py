@@ -63,6 +63,8 @@ from szflow.operating_points import check_checkpoint_step, read_operating_points
 from szflow.process_pool import run_in_processes
 from szflow.signal.chain import preprocess_recording, quantise
 
+from common import worker_model
+
 SPLIT = "eval"
 CPU_S_PER_EEG_HOUR = {"preprocess": 1.5, "inference": (3.0, 9.0)}
 # The issue's target: with this many electrodes removed, sensitivity at this point within this much.
@@ -82,22 +84,6 @@ class Job:
     device: str | None
     torch_threads: int
     hours: float
-
-
-_LOADED: dict[tuple, tuple] = {}
-
-
-def _model_and_params(job: Job):
-    """The params and model of this process (loaded once per worker)."""
-    key = (job.workdir, job.checkpoint, job.device)
-    if key not in _LOADED:
-        torch.set_num_threads(job.torch_threads)
-        params = load_params(job.workdir)
-        device = resolve_device(job.device or params.hardware.device)
-        model, _ = load_detector(job.checkpoint, expected_config=params.model, mamba_impl=params.hardware.mamba_impl,
-                                 device=device)
-        _LOADED[key] = (params, model, device)
-    return _LOADED[key]
 
 
 def removed_electrodes(present: np.ndarray, k: int, draw: int, seed: int, name: str) -> list[str]:
@@ -125,7 +111,8 @@ def drop_electrodes(recording: EegRecording, names: list[str]) -> EegRecording:
 
 def predict_runs(job: Job) -> dict:
     """Every run of one EDF: {run: {"tracks": [...], "removed": [...], "n_present": n}}, failures apart."""
-    params, model, device = _model_and_params(job)
+    params, model, settings = worker_model(job.workdir, job.checkpoint, job.device, job.torch_threads)
+    device = settings.device
     cfg = params.preprocess
     rate = float(cfg.sample_rate_hz)
     result: dict = {"edf": job.edf_path, "runs": {}, "failures": []}

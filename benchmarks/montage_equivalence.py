@@ -56,6 +56,8 @@ from szflow.scoring.nedc import ovlp_counts
 from szflow.synth import make_plan, write_recording
 from szflow.synth.variants import Variant
 
+from common import worker_model
+
 REFERENCE_FORM = "referential"
 CHBMIT_MISSING, TCP_MISSING = ("FZ", "CZ", "PZ"), ("FZ", "PZ")
 # Form name -> how it is written. The reference first.
@@ -105,22 +107,6 @@ class Job:
     folder: str
 
 
-_LOADED: dict[tuple, tuple] = {}
-
-
-def _model_and_params(job: Job):
-    """The params, model and inference settings of this process (loaded once per worker)."""
-    key = (job.params_dir, job.checkpoint, job.device)
-    if key not in _LOADED:
-        torch.set_num_threads(job.torch_threads)
-        params = load_params(job.params_dir)
-        settings = InferenceSettings.from_params(params, device=job.device)
-        model, _ = load_detector(job.checkpoint, expected_config=params.model, mamba_impl=params.hardware.mamba_impl,
-                                 device=settings.device)
-        _LOADED[key] = (params, model, settings)
-    return _LOADED[key]
-
-
 def compare(form: tuple, reference: tuple, points) -> dict:
     """Frame probabilities and events of one form against those of a reference form."""
     probabilities, events, montage = form
@@ -140,7 +126,7 @@ def compare(form: tuple, reference: tuple, points) -> dict:
 
 def compare_recording(job: Job) -> dict:
     """Write one recording in every form, detect on each, and make every comparison of COMPARISONS."""
-    params, model, settings = _model_and_params(job)
+    params, model, settings = worker_model(job.params_dir, job.checkpoint, job.device, job.torch_threads)
     spec = job.spec
     folder = Path(job.folder) / spec.bname
     result: dict = {"recording": spec.bname, "duration_s": float(spec.duration_s), "comparisons": {},
