@@ -18,8 +18,11 @@ agreement: for every EDF of the split (data.root/edf/<split>, with its .csv_bi r
   two event sets (offline events matched by an online event, online events matching none), OVLP
   sensitivity and FA/24h against the reference both ways at each operating point, and alarm
   latency (reference onset -> alarm, stream time, over the detected reference seizures: median,
-  90th percentile). An alarm is raised when the frame that completes the event's minimum duration
-  becomes final, which is when the sample `lookahead` after it arrives.
+  90th percentile) for both alarm rules (`stream.alarm_at`): `onset`, raised when the event's first
+  frame above the threshold is final, and `confirmed`, when the frame that completes the event's
+  minimum duration is; either becomes final when the sample `lookahead` after it arrives. For
+  `onset`, the alarms withdrawn (events that ended shorter than the minimum duration) and the
+  alarm false alarms per 24 h (kept events and withdrawn alarms overlapping no reference seizure).
 speed: a long EEG recording (bench_detect_24h's EDF writer, cached) fed in 1 s blocks through the
   stream's code in this process as fast as it goes: EEG seconds per wall second (real-time
   factor) and the resident memory after 1 h and at the end (VmRSS; the peak too), plus
@@ -53,6 +56,7 @@ from szflow.postprocess import events_of_track
 from szflow.scoring import RecordingEvents, score_corpus
 from szflow.scoring.nedc import ovlp_counts
 from szflow.stream import OnlineDetector, OnlineEvents, StreamSession, run_stream
+from szflow.stream.postprocess_online import ALARM_AT
 from szflow.stream.runner import feed_recording
 
 
@@ -77,28 +81,37 @@ def session_for(model, params, rate, montage, lookahead_s, device, precision, po
     return session
 
 
-def online_events(frame_log, point, frame_rate_hz, duration_s, lookahead_s):
-    """Events and alarm times (stream time) of the session's final frames at `point`."""
-    events = OnlineEvents(point, frame_rate_hz)
+def online_events(frame_log, point, frame_rate_hz, duration_s, lookahead_s, alarm_at):
+    """(events, {event start: alarm time}, withdrawn alarm spans) of the session's final frames at
+    `point`, alarms by `alarm_at`; times in stream time, an alarm when the sample `lookahead_s`
+    after its newest final frame has arrived."""
+    events = OnlineEvents(point, frame_rate_hz, alarm_at=alarm_at)
     closed, alarms = [], []
     for _, block in frame_log:
         a, c = events.add(block.first_frame, block.probabilities)
-        alarms += [x.at_s + lookahead_s for x in a]
+        alarms += [(x, x.at_s + lookahead_s) for x in a]
         closed += c
     a, c = events.finish(duration_s)
-    alarms += [duration_s for _ in a]  # raised at the stream's end
+    alarms += [(x, duration_s) for x in a]  # raised at the stream's end
     closed += c
-    return [(e.start_s, e.stop_s) for e in closed], alarms
+    withdrawn = [(x.onset_s, x.withdrawn_stop_s) for x, _ in alarms if x.withdrawn]
+    raised = {x.onset_s: t for x, t in alarms if not x.withdrawn}
+    return [(e.start_s, e.stop_s) for e in closed], {e.start_s: raised[e.start_s] for e in closed}, withdrawn
 
 
-def latencies(reference, events, alarm_times) -> list[float]:
+def latencies(reference, events, alarm_at) -> list[float]:
     """Per detected reference seizure: first alarm of an overlapping event minus the onset."""
     out = []
     for r_start, r_stop in reference:
-        times = [t for (a, b), t in zip(events, alarm_times, strict=True) if b > r_start and a < r_stop]
+        times = [alarm_at[a] for a, b in events if b > r_start and a < r_stop]
         if times:
             out.append(min(times) - r_start)
     return out
+
+
+def false_alarms(reference, spans) -> int:
+    """Alarm spans (events, or withdrawn alarms from onset to end) overlapping no reference seizure."""
+    return sum(not any(b > r_start and a < r_stop for r_start, r_stop in reference) for a, b in spans)
 
 
 def agreement(args) -> dict:
@@ -110,7 +123,10 @@ def agreement(args) -> dict:
     online_recs = {la: {key: [] for key in points} for la in args.lookahead}
     agree = {la: {key: [0, 0, 0, 0] for key in points} for la in args.lookahead}  # hits, n_off, fa, n_on
     diffs = {la: [0.0, 0.0, 0] for la in args.lookahead}  # max, sum, frames
-    lat = {la: {key: [] for key in points} for la in args.lookahead}
+    lat = {rule: {la: {key: [] for key in points} for la in args.lookahead} for rule in ALARM_AT}
+    # Onset alarms: (withdrawn, false alarms counting withdrawn ones) per lookahead and point.
+    early = {la: {key: [0, 0] for key in points} for la in args.lookahead}
+    hours = 0.0
     lsl_same, lsl_total, skipped = 0, 0, []
     started = time.perf_counter()
     for index, edf in enumerate(edfs):
@@ -124,6 +140,7 @@ def agreement(args) -> dict:
             continue
         reference = [(e.start, e.stop) for e in reference_ann.events if e.label != "bckg"]
         duration = track.duration_s
+        hours += duration / 3600
         for key, point in points.items():
             offline_recs[key].append(RecordingEvents(edf.stem, duration, reference, events_of_track(track, point)))
         for la in args.lookahead:
@@ -137,7 +154,13 @@ def agreement(args) -> dict:
             diffs[la][1] += float(d.sum())
             diffs[la][2] += n
             for key, point in points.items():
-                events, alarm_times = online_events(session.frame_log, point, track.frame_rate_hz, duration, la)
+                for rule in ALARM_AT:
+                    events, alarm_times, withdrawn = online_events(session.frame_log, point, track.frame_rate_hz,
+                                                                   duration, la, rule)
+                    lat[rule][la][key] += latencies(reference, events, alarm_times)
+                    if rule == "onset":
+                        early[la][key][0] += len(withdrawn)
+                        early[la][key][1] += false_alarms(reference, events + withdrawn)
                 online_recs[la][key].append(RecordingEvents(edf.stem, duration, reference, events))
                 offline_events = offline_recs[key][-1].hypothesis
                 hits, _, fas = ovlp_counts(offline_events, events)
@@ -145,7 +168,6 @@ def agreement(args) -> dict:
                 agree[la][key][1] += len(offline_events)
                 agree[la][key][2] += fas
                 agree[la][key][3] += len(events)
-                lat[la][key] += latencies(reference, events, alarm_times)
                 if la == args.lookahead[0] and key == first_key and index < args.lsl:
                     summary = run_stream(replay=edf, speed=args.speed, checkpoint=checkpoint, params_dir=args.root,
                                          operating_point=key, lookahead_s=la, out_dir=args.out, echo=lambda _: None,
@@ -163,31 +185,39 @@ def agreement(args) -> dict:
         row = {"p_abs_diff_max": diffs[la][0], "p_abs_diff_mean": diffs[la][1] / max(1, diffs[la][2]), "points": {}}
         for key in points:
             hits, n_off, fas, n_on = agree[la][key]
-            values = np.asarray(lat[la][key])
             row["points"][key] = {
                 "online_ovlp": score_corpus(online_recs[la][key])["ovlp"],
                 "offline_events_matched": hits / n_off if n_off else 1.0, "offline_events": n_off,
                 "online_events_unmatched": fas, "online_events": n_on,
-                "latency_median_s": float(np.median(values)) if values.size else None,
-                "latency_p90_s": float(np.percentile(values, 90)) if values.size else None,
-                "latency_n": int(values.size),
+                "alarms_withdrawn": early[la][key][0],
+                "alarm_fa_per_24h": early[la][key][1] * 24 / hours if hours else None,
+                **{f"latency_{rule}": latency_summary(lat[rule][la][key]) for rule in ALARM_AT},
             }
         result["by_lookahead"][str(la)] = row
     print_table(result, list(points))
     return result
 
 
+def latency_summary(values: list[float]) -> dict:
+    array = np.asarray(values)
+    return {"median_s": float(np.median(array)) if array.size else None,
+            "p90_s": float(np.percentile(array, 90)) if array.size else None, "n": int(array.size)}
+
+
 def print_table(result: dict, keys: list[str]) -> None:
     print(f"{'lookahead':>9} {'point':>6} {'sens off':>8} {'sens on':>8} {'FA off':>7} {'FA on':>7} "
-          f"{'agree':>6} {'extra':>5} {'lat med':>7} {'lat p90':>7} {'|dp| max':>8} {'mean':>7}")
+          f"{'agree':>6} {'extra':>5} {'onset med/p90':>13} {'confirmed med/p90':>17} {'alarm FA':>8} "
+          f"{'withdrawn':>9} {'|dp| max':>8} {'mean':>7}")
     for la, row in result["by_lookahead"].items():
         for key in keys:
             off, on = result["offline"][key], row["points"][key]
-            fmt = lambda v: "-" if v is None else f"{v:7.1f}"
+            fmt = lambda v: "-" if v is None else f"{v:.1f}"
             print(f"{la:>9} {key:>6} {off['sensitivity']:8.3f} {on['online_ovlp']['sensitivity']:8.3f} "
                   f"{off['fa_per_24h']:7.2f} {on['online_ovlp']['fa_per_24h']:7.2f} "
                   f"{on['offline_events_matched']:6.3f} {on['online_events_unmatched']:5d} "
-                  f"{fmt(on['latency_median_s'])} {fmt(on['latency_p90_s'])} {row['p_abs_diff_max']:8.4f} "
+                  f"{fmt(on['latency_onset']['median_s'])}/{fmt(on['latency_onset']['p90_s'])} "
+                  f"{fmt(on['latency_confirmed']['median_s']):>9}/{fmt(on['latency_confirmed']['p90_s'])} "
+                  f"{on['alarm_fa_per_24h'] or 0:8.2f} {on['alarms_withdrawn']:9d} {row['p_abs_diff_max']:8.4f} "
                   f"{row['p_abs_diff_mean']:7.4f}")
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from common import worker_model
 
 from szflow import layout
 from szflow.cache import SplitStore
@@ -56,14 +56,12 @@ from szflow.data.edf import EegRecording, read_eeg_segments
 from szflow.data.electrodes import without
 from szflow.errors import SzflowError
 from szflow.evaluate import read_tracks, score_at_operating_points
-from szflow.inference import predict_tracks, resolve_device
+from szflow.inference import predict_tracks
 from szflow.io_utils import atomic_write_json
-from szflow.model.checkpoint import load_checkpoint, load_detector
+from szflow.model.checkpoint import load_checkpoint
 from szflow.operating_points import check_checkpoint_step, read_operating_points
 from szflow.process_pool import run_in_processes
 from szflow.signal.chain import preprocess_recording, quantise
-
-from common import worker_model
 
 SPLIT = "eval"
 CPU_S_PER_EEG_HOUR = {"preprocess": 1.5, "inference": (3.0, 9.0)}

@@ -43,20 +43,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from common import worker_model
 
 from szflow.config import load_params
-from szflow.detect import InferenceSettings, predict_segments
+from szflow.detect import predict_segments
 from szflow.errors import SzflowError
 from szflow.io_utils import atomic_write_json
-from szflow.model.checkpoint import load_checkpoint, load_detector
+from szflow.model.checkpoint import load_checkpoint
 from szflow.operating_points import check_checkpoint_step, read_operating_points
 from szflow.process_pool import run_in_processes
 from szflow.scoring.nedc import ovlp_counts
 from szflow.synth import make_plan, write_recording
 from szflow.synth.variants import Variant
-
-from common import worker_model
 
 REFERENCE_FORM = "referential"
 CHBMIT_MISSING, TCP_MISSING = ("FZ", "CZ", "PZ"), ("FZ", "PZ")

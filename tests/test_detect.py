@@ -22,8 +22,14 @@ from szflow.cli import app
 from szflow.config import load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.data.edf import ELECTRODES, read_edf_header, read_eeg, resolve_header
-from szflow.detect import (InferenceSettings, detect_file, load_operating_point, predict_file, predict_segments,
-                           training_data_warning)
+from szflow.detect import (
+    InferenceSettings,
+    detect_file,
+    load_operating_point,
+    predict_file,
+    predict_segments,
+    training_data_warning,
+)
 from szflow.edf_store import ValueCheck, prepare_store
 from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks

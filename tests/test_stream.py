@@ -46,6 +46,8 @@ from szflow.stream import (
     score_window,
     stream_montage,
 )
+from szflow.stream.outputs import alarm_marker
+from szflow.stream.postprocess_online import Alarm
 from szflow.stream.runner import feed_recording
 from szflow.synth import make_plan, write_recording
 from szflow.synth.variants import VARIANT_KINDS, Variant
@@ -183,8 +185,21 @@ def joined(thread: threading.Thread, result: dict):
 
 
 # ----------------------------------------------------------------------------- the online chain
+def feed_events(online: OnlineEvents, p: np.ndarray, sizes: list[int], duration: float) -> tuple[list, list]:
+    """(alarms raised or withdrawn, closed events) of `p` fed to `online` in blocks of `sizes`."""
+    alarms, events, first = [], [], 0
+    for size in sizes:
+        a, c = online.add(first, p[first:first + size])
+        alarms += a
+        events += c
+        first += size
+    a, c = online.finish(duration)
+    return alarms + a, events + c
+
+
 def test_online_events_are_the_offline_events_on_the_same_probabilities():
     rng = np.random.default_rng(0)
+    withdrawals = 0
     for _ in range(150):
         n = int(rng.integers(40, 600))
         p = np.abs(np.cumsum(rng.normal(0, 0.08, n)) % 2.0 - 1.0)
@@ -194,19 +209,42 @@ def test_online_events_are_the_offline_events_on_the_same_probabilities():
                  "min_duration_s": float(rng.choice([0, 5, 10])), "merge_gap_s": float(rng.choice([0, 10, 30]))}
         duration = n / 4 - float(rng.uniform(0, 0.24))
         offline = probs_to_events(p, 4.0, duration_s=duration, **point)
-        online = OnlineEvents(point, 4.0)
-        alarms, events, first = [], [], 0
-        while first < n:
-            size = int(rng.integers(1, 30))
-            a, c = online.add(first, p[first:first + size])
-            alarms += a
-            events += c
-            first += size
-        a, c = online.finish(duration)
-        alarms, events = alarms + a, events + c
+        sizes = []
+        while sum(sizes) < n:
+            sizes.append(int(rng.integers(1, 30)))
+        confirmed, events = feed_events(OnlineEvents(point, 4.0, alarm_at="confirmed"), p, sizes, duration)
         assert [(e.start_s, e.stop_s) for e in events] == offline
-        # One alarm per event, at its onset, never after the event was written.
-        assert [a.onset_s for a in alarms] == [e.start_s for e in events]
+        # Confirmed: one alarm per event, at its onset, never withdrawn.
+        assert [a.onset_s for a in confirmed] == [e.start_s for e in events]
+        assert not any(a.withdrawn for a in confirmed)
+        early, early_events = feed_events(OnlineEvents(point, 4.0, alarm_at="onset"), p, sizes, duration)
+        assert early_events == events  # when the alarm goes off changes no event
+        raised = [a for a in early if not a.withdrawn]
+        withdrawn = [a for a in early if a.withdrawn]
+        # Each withdrawal follows its alarm; what stays raised is one alarm per event, no later than
+        # the confirmed alarm.
+        for w in withdrawn:
+            assert any(a.onset_s == w.onset_s and a.at_s <= w.at_s for a in raised)
+            assert w.withdrawn_stop_s - w.onset_s < point["min_duration_s"]
+        kept = [a for a in raised if a.onset_s not in {w.onset_s for w in withdrawn}]
+        assert [a.onset_s for a in kept] == [e.start_s for e in events]
+        assert all(a.at_s <= c.at_s for a, c in zip(kept, confirmed, strict=True))
+        withdrawals += len(withdrawn)
+    assert withdrawals > 0  # the random tracks do open events that end too short
+
+
+def test_alarm_markers_say_raised_and_withdrawn():
+    assert json.loads(alarm_marker(Alarm(12.25, 19.0))) == {"type": "alarm", "onset_s": 12.25, "at_s": 19.0}
+    withdrawn = Alarm(12.25, 31.0, withdrawn_stop_s=20.5)
+    assert withdrawn.withdrawn and not Alarm(12.25, 19.0).withdrawn
+    assert json.loads(alarm_marker(withdrawn)) == {"type": "alarm_withdrawn", "onset_s": 12.25, "stop_s": 20.5,
+                                                   "at_s": 31.0}
+
+
+def test_online_events_refuse_an_unknown_alarm_rule():
+    with pytest.raises(ValueError, match="alarm_at must be one of onset, confirmed"):
+        OnlineEvents({"smoothing_s": 0.0, "threshold": 0.5, "hysteresis_low": None, "min_duration_s": 0.0,
+                      "merge_gap_s": 0.0}, 4.0, alarm_at="soon")
 
 
 def test_online_resampler_equals_resample_poly_of_the_whole_stream():

@@ -209,6 +209,7 @@ class StreamConfig(_Strict):
     # statistics look back; when a silent stream counts as stalled and, then, as gone.
     hop_s: float = Field(gt=0)
     lookahead_s: float = Field(ge=0)
+    alarm_at: Literal["onset", "confirmed"]
     stats_window_s: float = Field(gt=0)
     stall_s: float = Field(gt=0)
     vanish_s: float = Field(gt=0)

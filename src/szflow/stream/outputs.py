@@ -5,7 +5,9 @@ closed event rewrites the whole file atomically with every event so far and the 
 the recording's duration, so a reader (or a crash) only ever sees a complete file that ends after
 the last event. Markers are JSON strings on an irregular-rate string stream named
 `<stream name>-szflow` (type `Markers`), so bedside displays and recorders (LabRecorder) get them:
-  {"type": "alarm", "onset_s": 123.25, "at_s": 131.0}            when an event opens
+  {"type": "alarm", "onset_s": 123.25, "at_s": 131.0}            when an event opens (`stream.alarm_at`)
+  {"type": "alarm_withdrawn", "onset_s": 123.25, "stop_s": 130.5, "at_s": 141.0}
+                                                                 when it ended too short to be an event
   {"type": "event", "start_s": 123.25, "stop_s": 171.5}          when it closes
 Times are seconds of stream time (since the first sample received). Beside the event files, the
 montage sidecar `<recording id>.montage.json` of `szflow detect` (the same keys): the electrodes
@@ -78,6 +80,9 @@ def montage_report(montage: ElectrodeMontage, gaps: list[tuple[float, float]], d
 
 
 def alarm_marker(alarm: Alarm) -> str:
+    if alarm.withdrawn:
+        return json.dumps({"type": "alarm_withdrawn", "onset_s": round(alarm.onset_s, 3),
+                           "stop_s": round(alarm.withdrawn_stop_s, 3), "at_s": round(alarm.at_s, 3)})
     return json.dumps({"type": "alarm", "onset_s": round(alarm.onset_s, 3), "at_s": round(alarm.at_s, 3)})
 
 

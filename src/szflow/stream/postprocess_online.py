@@ -5,8 +5,12 @@ Offline, `probs_to_events` smooths a whole track (centred moving average), finds
 shorter than `min_duration_s`. Online the same functions run on the frames whose smoothed value is
 final (half a smoothing window behind the newest frame; at the stream's end the edge averaging of
 the offline function), so, given the same probabilities, the events are the offline events:
-  - an ALARM when the open event is certain to be kept: its runs (merged so far) reach
-    `min_duration_s` (at once when it is 0);
+  - an ALARM, by `alarm_at`: "onset" the moment an event opens (its first final smoothed frame above
+    the threshold), so the alarm comes as early as the probabilities allow; it is WITHDRAWN if the
+    event closes shorter than `min_duration_s` (the offline post-processing drops it too), so
+    every kept event has had its alarm, and alarms that end withdrawn are the price of the early
+    warning. "confirmed": only when the open event is certain to be kept (its runs, merged so far,
+    reach `min_duration_s`): never withdrawn, `min_duration_s` later;
   - the EVENT when it is closed: its last run has ended and `merge_gap_s` has passed without a new
     one (or the stream ended).
 Memory: the frames since the start of the open event (or the last half smoothing window).
@@ -29,11 +33,20 @@ from szflow.postprocess import (
     threshold_runs,
 )
 
+ALARM_AT = ("onset", "confirmed")
+
 
 @dataclass(frozen=True)
 class Alarm:
     onset_s: float  # stream time of the event's start
-    at_s: float  # stream time of the newest frame when the alarm was raised
+    at_s: float  # stream time of the newest frame when the alarm was raised (or withdrawn)
+    # Set when this withdraws the alarm raised at `onset_s`: the event closed at `withdrawn_stop_s`,
+    # shorter than min_duration_s, so it is not an event.
+    withdrawn_stop_s: float | None = None
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_stop_s is not None
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,11 @@ class ClosedEvent:
 class OnlineEvents:
     """Feed final probability frames (`add`), then `finish`; both return (alarms, closed events)."""
 
-    def __init__(self, point: Mapping[str, Any], frame_rate_hz: float, time_offset_s: float = 0.0):
+    def __init__(self, point: Mapping[str, Any], frame_rate_hz: float, time_offset_s: float = 0.0,
+                 alarm_at: str = "onset"):
+        if alarm_at not in ALARM_AT:
+            raise ValueError(f"alarm_at must be one of {', '.join(ALARM_AT)}, not {alarm_at!r}")
+        self.alarm_at = alarm_at
         self.settings = PostprocessSettings.from_any(point)
         self.rate = float(frame_rate_hz)
         self.offset = float(time_offset_s)  # stream time of frame 0 (a segment after a gap starts later)
@@ -79,12 +96,17 @@ class OnlineEvents:
             run_open = is_last and stops[-1] >= final_stop and not final
             is_closed = final or not is_last or (not run_open and final_s - stop >= self.settings.merge_gap_s)
             long_enough = stop - start >= self.settings.min_duration_s
-            if long_enough and self.alarmed_start != start:
+            # A run already over and too short when first seen raises nothing (no alarm to withdraw).
+            early = self.alarm_at == "onset" and not is_closed
+            if (long_enough or early) and self.alarmed_start != start:
                 alarms.append(Alarm(self.offset + float(start), self.offset + final_s))
                 self.alarmed_start = float(start)
             if is_closed:
                 if long_enough:
                     closed.append(ClosedEvent(self.offset + float(start), self.offset + float(stop)))
+                elif self.alarmed_start == start:
+                    alarms.append(Alarm(self.offset + float(start), self.offset + final_s,
+                                        withdrawn_stop_s=self.offset + float(stop)))
                 self.alarmed_start = None
             else:
                 open_start_frame = round(start * self.rate)

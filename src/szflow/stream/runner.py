@@ -53,7 +53,8 @@ class StreamSummary:
     stream: str = ""
     stream_s: float = 0.0  # seconds of EEG received (gaps included)
     wall_s: float = 0.0
-    alarms: list[Alarm] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)  # raised
+    withdrawn: list[Alarm] = field(default_factory=list)  # alarms withdrawn: their event ended too short
     events: list[ClosedEvent] = field(default_factory=list)
     gaps: list[tuple[float, float]] = field(default_factory=list)  # (stream time, missing seconds)
     outputs: list[str] = field(default_factory=list)
@@ -73,9 +74,10 @@ class StreamSession:
     def __init__(self, make_detector: Callable[[], OnlineDetector], point: dict, input_rate_hz: float, *,
                  files: EventFiles | None = None, markers: MarkerOutlet | None = None,
                  on_alarm: Callable[[Alarm], None] | None = None,
-                 on_event: Callable[[ClosedEvent], None] | None = None):
+                 on_event: Callable[[ClosedEvent], None] | None = None, alarm_at: str = "onset"):
         self.make_detector = make_detector
         self.point = point
+        self.alarm_at = alarm_at
         self.input_rate_hz = float(input_rate_hz)
         self.files, self.markers = files, markers
         self.on_alarm, self.on_event = on_alarm, on_event
@@ -94,12 +96,13 @@ class StreamSession:
 
     def _start_segment(self) -> None:
         self.detector = self.make_detector()
-        self.events = OnlineEvents(self.point, self.detector.frame_rate_hz, time_offset_s=self.segment_start_s)
+        self.events = OnlineEvents(self.point, self.detector.frame_rate_hz, time_offset_s=self.segment_start_s,
+                                   alarm_at=self.alarm_at)
         self.segment_samples = 0
 
     def _handle(self, alarms: list[Alarm], closed: list[ClosedEvent]) -> None:
         for alarm in alarms:
-            self.summary.alarms.append(alarm)
+            (self.summary.withdrawn if alarm.withdrawn else self.summary.alarms).append(alarm)
             if self.markers is not None:
                 self.markers.push(alarm_marker(alarm))
             if self.on_alarm is not None:
@@ -309,13 +312,17 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                                   stats_window_s=cfg.stats_window_s, device=settings.device, precision=precision)
 
         def on_alarm(alarm: Alarm) -> None:
-            echo(f"ALARM seizure onset at {alarm.onset_s:.2f} s (raised at stream time {alarm.at_s:.2f} s)")
+            if alarm.withdrawn:
+                echo(f"alarm withdrawn: the event from {alarm.onset_s:.2f} s ended at {alarm.withdrawn_stop_s:.2f} s, "
+                     f"shorter than the operating point's minimum duration (stream time {alarm.at_s:.2f} s)")
+            else:
+                echo(f"ALARM seizure onset at {alarm.onset_s:.2f} s (raised at stream time {alarm.at_s:.2f} s)")
 
         def on_event(event: ClosedEvent) -> None:
             echo(f"event {event.start_s:.2f}-{event.stop_s:.2f} s written to {', '.join(map(str, files.paths))}")
 
         session = StreamSession(make_detector, point, rate, files=files, markers=markers, on_alarm=on_alarm,
-                                on_event=on_event)
+                                on_event=on_event, alarm_at=cfg.alarm_at)
         summary = session.summary
         summary.stream, summary.montage = description.name, montage
         summary.warnings = [warning] if warning is not None else []
@@ -390,7 +397,8 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
 
 def format_stream_summary(summary: StreamSummary) -> str:
     line = (f"{summary.stream_s:.1f} s of EEG in {summary.wall_s:.1f} s ({summary.realtime_factor:.1f}x real time): "
-            f"{len(summary.alarms)} alarm{'s' if len(summary.alarms) != 1 else ''}, {len(summary.events)} "
+            f"{len(summary.alarms)} alarm{'s' if len(summary.alarms) != 1 else ''} "
+            f"({len(summary.withdrawn)} withdrawn), {len(summary.events)} "
             f"event{'s' if len(summary.events) != 1 else ''}, {len(summary.gaps)} gap"
             f"{'s' if len(summary.gaps) != 1 else ''}; stopped by {summary.stopped_by}")
     if summary.outputs:
