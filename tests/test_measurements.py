@@ -25,6 +25,9 @@ SYNTH = {"seed": 5, "patients": {"train": 0, "dev": 0, "eval": 2}, "recordings_p
 
 
 def _script(name: str):
+    benchmarks = str(REPO / "benchmarks")
+    if benchmarks not in sys.path:  # the scripts import their shared helpers (`common`) as run from there
+        sys.path.append(benchmarks)
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there

@@ -358,11 +358,12 @@ def test_replay_to_detect_end_to_end_through_the_cli(project, tmp_path):
     assert result.exit_code == 0, result.output
     assert "stopped by end" in result.output
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["rec_s001_t000.csv_bi", "rec_s001_t000_events.tsv"]
+    assert files == ["rec_s001_t000.csv_bi", "rec_s001_t000.montage.json", "rec_s001_t000_events.tsv"]
     streamed = [(e.start, e.stop) for e in read_csv_bi(out / "rec_s001_t000.csv_bi").events]
     # The same recording fed in-process: probabilities do not depend on how samples arrive.
     expected = feed_recording(make_session(project), project["recording"]).events
-    assert streamed == pytest.approx([(e.start_s, e.stop_s) for e in expected], abs=1e-3)
+    assert [t for event in streamed for t in event] == pytest.approx(
+        [t for e in expected for t in (e.start_s, e.stop_s)], abs=1e-3)
     assert streamed, "the operating point was chosen to give events"
     offline = events_of_track(project["track"], project["points"]["10"])
     assert offline  # the offline events, for the record; agreement is measured in benchmarks/
