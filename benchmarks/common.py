@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from szflow.config import PreprocessConfig
+from szflow.config import PreprocessConfig, load_params
 from szflow.data.edf import ELECTRODES
+from szflow.detect import InferenceSettings
+from szflow.model.checkpoint import load_detector
 from szflow.signal.jobs import REPORT_COLUMNS, write_recording, write_run_summary
 from szflow.synth import make_plan, simulate
 from szflow.synth.channels import SignalSpec
@@ -160,10 +162,6 @@ _WORKER_MODELS: dict[tuple, tuple] = {}
 def worker_model(params_dir: str, checkpoint: str, device: str | None, torch_threads: int) -> tuple:
     """(params, model, `szflow.detect.InferenceSettings`) of this process, loaded once per process:
     process-pool jobs share the worker's model instead of loading it per job."""
-    from szflow.config import load_params
-    from szflow.detect import InferenceSettings
-    from szflow.model.checkpoint import load_detector
-
     key = (params_dir, checkpoint, device)
     if key not in _WORKER_MODELS:
         torch.set_num_threads(torch_threads)
