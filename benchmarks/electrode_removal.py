@@ -2,6 +2,7 @@
 
     python benchmarks/electrode_removal.py [--workdir .] [--k 0 2 4] [--draws 3] [--seed 0]
         [--workers 2] [--torch-threads 1] [--device cpu] [--limit N] [--k0-from-eval] [--out FILE.json]
+        [--tracks DIR]
 
 Needs a finished pipeline in `--workdir` (its params.yaml, data/preprocess/report.csv, the eval
 cache data/cache/eval, models/best.pt and the dev-frozen models/operating_points.json). For every
@@ -31,7 +32,8 @@ core is fastest, and more workers on a bigger machine, or --device cuda, shorten
 EDF with all its runs (read once); jobs go longest first. Prints the table (k, draw, per point OVLP
 sensitivity and FA/24h), the mean per k and its loss against k = 0, and the issue's target (2
 electrodes: OVLP sensitivity at the 10 FA/24h point within 0.05 of k = 0 at no more false alarms);
-`--out` writes the JSON.
+`--out` writes the JSON; `--tracks DIR` keeps every run's tracks and reuses them on the next run
+(only what is missing is computed), so new operating points are scored in seconds.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from szflow.config import ELECTRODES, load_params
 from szflow.data.edf import EegRecording, read_eeg_segments
 from szflow.data.electrodes import without
 from szflow.errors import SzflowError
-from szflow.evaluate import read_tracks, score_at_operating_points
+from szflow.evaluate import read_tracks, score_at_operating_points, write_tracks
 from szflow.inference import predict_tracks
 from szflow.io_utils import atomic_write_json
 from szflow.model.checkpoint import load_checkpoint
@@ -258,6 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default: the profile's)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N EDF files (smoke runs)")
     parser.add_argument("--out", default=None, help="write the JSON result here")
+    parser.add_argument("--tracks", default=None,
+                        help="keep each run's probability tracks in this folder and reuse them next time "
+                             "(scoring other operating points then takes seconds)")
     return parser.parse_args(argv)
 
 
@@ -273,7 +278,13 @@ def main(argv: list[str] | None = None) -> dict:
     points = dict(frozen["detector"])
     index, files = eval_recordings(workdir, args.limit)
     runs = tuple((k, draw) for k in sorted(set(args.k)) for draw in range(1 if k == 0 else args.draws))
-    computed = tuple(run for run in runs if not (args.k0_from_eval and run[0] == 0))
+    store = Path(args.tracks) if args.tracks else None
+
+    def stored(run: tuple[int, int]) -> Path | None:
+        return None if store is None else store / f"k{run[0]}_draw{run[1]}.npz"
+
+    kept = {run for run in runs if stored(run) is not None and stored(run).is_file()}
+    computed = tuple(run for run in runs if not (args.k0_from_eval and run[0] == 0) and run not in kept)
     hours = float(index["duration_s"].sum()) / 3600
     workers = max(1, args.workers)
     low, high = (hours * len(computed) * (CPU_S_PER_EEG_HOUR["preprocess"] + x) / 60 / workers
@@ -312,7 +323,19 @@ def main(argv: list[str] | None = None) -> dict:
             done(predict_runs(job))
     else:
         run_in_processes(predict_runs, jobs, args.workers, done, died, what="electrode removal")
-    if len(computed) < len(runs):
+    for run in computed:
+        if store is not None:
+            store.mkdir(parents=True, exist_ok=True)
+            write_tracks(stored(run), tracks[f"{run[0]}/{run[1]}"])
+            stored(run).with_suffix(".json").write_text(json.dumps({
+                "removed": removed[f"{run[0]}/{run[1]}"],
+                "n_present": [int(n) for n in n_present[f"{run[0]}/{run[1]}"]]}))
+    for run in kept:
+        key = f"{run[0]}/{run[1]}"
+        tracks[key] = read_tracks(stored(run))
+        extra = json.loads(stored(run).with_suffix(".json").read_text())
+        removed[key], n_present[key] = extra["removed"], extra["n_present"]
+    if args.k0_from_eval and (0, 0) not in kept:
         tracks["0/0"] = eval_stage_tracks(workdir, index, step)
         removed["0/0"] = {Path(edf).name: [] for edf in files}
     scores = score_runs(tracks, index, points)

@@ -369,6 +369,41 @@ def test_replay_to_detect_end_to_end_through_the_cli(project, tmp_path):
     assert offline  # the offline events, for the record; agreement is measured in benchmarks/
 
 
+def test_a_replay_faster_than_the_detector_waits_for_it_and_loses_nothing(project, tmp_path, monkeypatch):
+    """The player runs at most REPLAY_AHEAD_S of EEG ahead of what the detector took: a slow
+    detector (here 5 ms per block) slows the replay down instead of overrunning LSL's buffers."""
+    from szflow.stream import runner
+
+    monkeypatch.setattr(runner, "REPLAY_AHEAD_S", 10.0)
+    players, leads = [], []
+    real_start = runner.start_replay
+
+    def start_replay(*args, **kwargs):
+        player, n = real_start(*args, **kwargs)
+        players.append(player)
+        return player, n
+
+    real_feed = StreamSession.feed
+
+    def slow_feed(self, data):
+        leads.append(players[0]._start_idx - players[0].consumed)
+        time.sleep(0.005)
+        return real_feed(self, data)
+
+    monkeypatch.setattr(runner, "start_replay", start_replay)
+    monkeypatch.setattr(StreamSession, "feed", slow_feed)
+    lines: list[str] = []
+    summary = run_stream(replay=project["edf"], speed=200.0, echo=lines.append, **stream_kwargs(project, tmp_path))
+    assert summary.stopped_by == "end"
+    assert not [line for line in lines if "samples received" in line], lines
+    assert summary.stream_s == pytest.approx(project["recording"].duration_s, abs=0.01)
+    chunk = players[0].chunk_size
+    assert chunk < 10.0 * 250.0
+    # Never more than 10 s (+ the chunk pushed after the check) ahead; unpaced it would be all of it.
+    assert max(leads) <= 10.0 * 250.0 + chunk
+    assert max(leads) > 5.0 * 250.0  # it did run ahead: the pacing, not the speed, held it
+
+
 def test_a_bipolar_replay_is_accepted_reported_and_warned_about(project, forms, tmp_path):
     """A CHB-MIT bipolar EDF replayed through LSL: its montage line once, the montage sidecar beside
     the events, the synthetic-model warning once, the events of the same signals fed in-process."""

@@ -25,6 +25,8 @@ from szflow.io_utils import atomic_path
 from szflow.model.checkpoint import load_detector
 from szflow.postprocess import SETTINGS_KEYS, events_of_track, events_to_annotation
 from szflow.scoring import ProbabilityTrack, RecordingEvents, auroc, score_corpus, tune_operating_points
+from szflow.scoring.events import fa_per_24h
+from szflow.scoring.intervals import fa_prediction_interval
 from szflow.scoring.sweep import target_key
 
 log = logging.getLogger("szflow.evaluate")
@@ -67,23 +69,37 @@ def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict
     for key, point in operating_points.items():
         scores = score_corpus(_events_for(tracks, point))
         scores["settings"] = {name: point[name] for name in SETTINGS_KEYS}
-        scores["certification"] = certification(key, point)
+        scores["certification"] = certification(key, point, scores["duration_s"], scores["ovlp"]["fp"])
         result["operating_points"][key] = scores
     return result
 
 
-def certification(key: str, point: dict) -> dict:
-    """What dev promised for a frozen point: the target, whether dev certified it (the upper end of
-    its dev FA interval at or below the target), that interval, and the hours dev scored and the
-    hours certifying the target takes. A file from before certification says certified: false."""
-    return {
+def certification(key: str, point: dict, duration_s: float | None = None, false_alarms: int | None = None) -> dict:
+    """What dev promised for a frozen point: the target, whether dev certified it (the FA/24h
+    predicted for a new split of dev's hours at or below the target), dev's false alarms, their
+    dispersion over patients, the rate's interval and that prediction, the hours dev scored and the
+    hours certifying the target takes. Given the hours and false alarms of the split now scored,
+    also what dev predicts for a split of those hours (`fa_per_24h_predicted`) and whether this
+    split's FA/24h lies within it. A points file from before certification says certified: false."""
+    out = {
         "target_fa_per_24h": float(key),
         "certified": bool(point.get("certified", False)),
+        "dev_false_alarms": point.get("fp"),
+        "dev_fa_dispersion": point.get("fa_dispersion"),
         "dev_fa_per_24h": point.get("fa_per_24h"),
         "dev_fa_per_24h_interval": point.get("fa_per_24h_interval"),
+        "dev_fa_per_24h_predicted": point.get("fa_per_24h_predicted"),
         "dev_hours": point.get("hours_scored"),
         "hours_needed": point.get("hours_needed"),
     }
+    if duration_s is not None and point.get("hours_scored") and point.get("fp") is not None:
+        predicted = fa_prediction_interval(point["fp"], float(point["hours_scored"]) * 3600.0, duration_s,
+                                           point.get("fa_dispersion") or 1.0)
+        out["fa_per_24h_predicted"] = predicted
+        if false_alarms is not None:
+            rate = fa_per_24h(false_alarms, duration_s)
+            out["fa_within_prediction"] = bool(predicted[0] <= rate <= predicted[1] * (1 + 1e-9))
+    return out
 
 
 def tune(params: Params, tracks) -> dict[str, dict]:

@@ -81,15 +81,25 @@ def _overlap_any(q_rec, q_start, q_stop, rec, start, stop) -> np.ndarray:
     return begins_before_end > ends_before_start
 
 
+def ovlp_masks(ref: tuple[np.ndarray, np.ndarray, np.ndarray],
+               hyp: tuple[np.ndarray, np.ndarray, np.ndarray],
+               ref_union: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               hyp_disjoint: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(hit per reference event, false alarm per hypothesis event) of corpus-wide interval arrays
+    (recording, start, stop), each sorted by (recording, start). Vectorised: one call scores a
+    whole corpus or a sweep row. A sweep passes the references' union once, and says its
+    hypotheses are already disjoint."""
+    hits_mask = _overlap_any(*ref, *(hyp if hyp_disjoint else _union(*hyp)))
+    fa_mask = ~_overlap_any(*hyp, *(ref_union if ref_union is not None else _union(*ref)))
+    return hits_mask, fa_mask
+
+
 def ovlp_arrays(ref: tuple[np.ndarray, np.ndarray, np.ndarray],
                 hyp: tuple[np.ndarray, np.ndarray, np.ndarray],
                 ref_union: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                 hyp_disjoint: bool = False) -> tuple[int, int, int]:
-    """(hits, misses, false alarms) of corpus-wide interval arrays (recording, start, stop), each
-    sorted by (recording, start). Vectorised: one call scores a whole corpus or a sweep row.
-    A sweep passes the references' union once, and says its hypotheses are already disjoint."""
-    hits_mask = _overlap_any(*ref, *(hyp if hyp_disjoint else _union(*hyp)))
-    fa_mask = ~_overlap_any(*hyp, *(ref_union if ref_union is not None else _union(*ref)))
+    """(hits, misses, false alarms) of `ovlp_masks`."""
+    hits_mask, fa_mask = ovlp_masks(ref, hyp, ref_union, hyp_disjoint)
     hits = int(hits_mask.sum())
     return hits, int(ref[0].size) - hits, int(fa_mask.sum())
 

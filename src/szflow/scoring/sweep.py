@@ -28,8 +28,16 @@ from szflow.postprocess import (
     smooth_probabilities,
 )
 from szflow.scoring.events import SECONDS_PER_DAY, clean_intervals
-from szflow.scoring.intervals import CONFIDENCE, certifies, fa_interval, hours_to_certify
-from szflow.scoring.nedc import _union, ovlp_arrays
+from szflow.scoring.intervals import (
+    CONFIDENCE,
+    certifies,
+    fa_dispersion,
+    fa_interval,
+    fa_prediction_interval,
+    hours_to_certify,
+    subject_of,
+)
+from szflow.scoring.nedc import _union, ovlp_masks
 
 # Frames per block when laying tracks end to end (~35 h at 4 Hz): bounds the temporary arrays.
 _BLOCK_FRAMES = 500_000
@@ -77,6 +85,11 @@ class _Corpus:
         self.ref = (np.asarray(rec, np.int64), np.asarray(starts, np.float64), np.asarray(stops, np.float64))
         self.ref_union = _union(*self.ref)
         self.targets = int(self.ref[0].size)
+        # Patient of each recording (an index), for the clustering of false alarms.
+        subjects = [subject_of(t.recording_id) for t in self.tracks]
+        names = {name: k for k, name in enumerate(dict.fromkeys(subjects))}
+        self.subject = np.asarray([names[name] for name in subjects], np.int64)
+        self.subjects = len(names)
         self.total_duration = float(math.fsum(self.duration.tolist()))
 
     def blocks(self) -> list[list[int]]:
@@ -183,13 +196,17 @@ def _sorted_thresholds(thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndar
 
 
 def _ovlp_row(corpus: _Corpus, events: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict:
-    tp, fn, fp = ovlp_arrays(corpus.ref, events, ref_union=corpus.ref_union, hyp_disjoint=True)
+    hits, false_alarms = ovlp_masks(corpus.ref, events, ref_union=corpus.ref_union, hyp_disjoint=True)
+    tp, fp = int(hits.sum()), int(false_alarms.sum())
+    fn = corpus.targets - tp
+    per_patient = np.bincount(corpus.subject[events[0][false_alarms]], minlength=corpus.subjects)
     return {
         "sensitivity": tp / corpus.targets if corpus.targets else 0.0,
         "fa_per_24h": fp / corpus.total_duration * SECONDS_PER_DAY if corpus.total_duration > 0 else 0.0,
         "tp": tp,
         "fp": fp,
         "fn": fn,
+        "fa_dispersion": fa_dispersion(per_patient),
     }
 
 
@@ -200,7 +217,7 @@ def sweep_thresholds(tracks: Sequence[ProbabilityTrack], thresholds: Sequence[fl
     `postprocess` is a `PostprocessSettings` or a mapping such as an operating point; its own
     threshold is ignored. A hysteresis_low above a swept threshold acts
     as no hysteresis at that threshold. Rows come back in the order of `thresholds`:
-    {"threshold", "sensitivity", "fa_per_24h", "tp", "fp", "fn"}.
+    {"threshold", "sensitivity", "fa_per_24h", "tp", "fp", "fn", "fa_dispersion"}.
     """
     settings = PostprocessSettings.from_any(postprocess)
     corpus = _Corpus(tracks)
@@ -236,12 +253,14 @@ def tune_operating_points(
     setting meets a target, the one with the lowest FA/24h (then highest sensitivity) is returned
     with feasible = False, so a caller can see it rather than get a silently wrong point.
 
-    With `certify`, a setting qualifies only when the upper end of its exact Poisson FA interval
-    (`confidence`) is at or below the target, not its observed rate (`szflow.scoring.intervals`):
-    the point then keeps its promise on new data of the same kind. Each point also gets `certified`,
-    `fa_per_24h_interval`, `hours_scored` and `hours_needed` (the hours without a single false alarm
-    that certifying the target takes). When nothing qualifies, the point is the setting with the
-    fewest false alarms (then the highest sensitivity), marked certified = False.
+    With `certify`, a setting qualifies only when the upper end of the FA/24h predicted for a new
+    split of the same hours (`confidence`, false alarms clustered by patient) is at or below the
+    target, not its observed rate (`szflow.scoring.intervals`): the point then keeps its promise on
+    new data of the same kind. Each point also gets `certified`, `fa_dispersion`,
+    `fa_per_24h_interval` (the exact Poisson interval of the rate), `fa_per_24h_predicted` (the
+    prediction it was certified on), `hours_scored` and `hours_needed` (the hours without a single
+    false alarm that certifying the target takes). When nothing qualifies, the point is the setting
+    with the fewest false alarms (then the highest sensitivity), marked certified = False.
     """
     corpus = _Corpus(tracks)
     unique, _ = _sorted_thresholds(threshold_grid)
@@ -272,7 +291,8 @@ def tune_operating_points(
     for target in targets_fa_per_24h:
         target = float(target)
         if certify:
-            feasible = [c for c in candidates if certifies(c["fp"], duration, target, confidence)]
+            feasible = [c for c in candidates
+                        if certifies(c["fp"], duration, target, c["fa_dispersion"], confidence)]
         else:
             # A relative 1e-12 keeps FP / duration x 86,400 float noise from failing an exact hit.
             feasible = [c for c in candidates if c["fa_per_24h"] <= target * (1 + 1e-12)]
@@ -285,6 +305,8 @@ def tune_operating_points(
             point.update({
                 "certified": bool(feasible),
                 "fa_per_24h_interval": fa_interval(best["fp"], duration, confidence),
+                "fa_per_24h_predicted": fa_prediction_interval(best["fp"], duration, duration,
+                                                               best["fa_dispersion"], confidence),
                 "hours_scored": duration / 3600.0,
                 "hours_needed": hours_to_certify(target, confidence),
             })

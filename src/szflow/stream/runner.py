@@ -46,6 +46,10 @@ STATUS_EVERY_S = 1.0
 # How long a replay waits for the detector's inlet to connect before it plays anyway.
 CONNECT_TIMEOUT_S = 30.0
 SUBSCRIBE_GRACE_S = 1.0
+# How far (seconds of EEG) a replay's player may run ahead of what the detector has taken. LSL keeps
+# 360 s of samples in the outlet and in the inlet and drops older ones, so a replay faster than the
+# detector keeps up would otherwise lose samples; the player waits instead.
+REPLAY_AHEAD_S = 60.0
 
 
 @dataclass
@@ -161,7 +165,9 @@ class StreamSession:
 
 # ----------------------------------------------------------------------------- replay
 def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_electrodes: int):
-    """Play an EDF's EEG as an LSL stream (mne-lsl's player), `speed` times real time.
+    """Play an EDF's EEG as an LSL stream (mne-lsl's player), `speed` times real time, but never
+    more than REPLAY_AHEAD_S of EEG ahead of the detector (`player.consumed`): a replay asked to go
+    faster than the detector goes at the detector's speed and loses nothing.
 
     Returns (player, n_samples). The signals are those the electrode resolver reads from the file
     (referential electrodes or bipolar derivations, under their own labels), read by szflow's EDF
@@ -184,11 +190,14 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_
     # Chunks of ~20 ms of wall time: the player sleeps once per chunk.
     chunk = max(1, math.ceil(0.02 * rate * speed))
 
+    ahead = max(chunk, round(REPLAY_AHEAD_S * rate))
+
     class FastPlayer(PlayerLSL):
         waited = False
         # Set by the reader once it has every sample: the outlet stays open until then, since
         # samples still in flight when an outlet closes are lost.
         delivered = threading.Event()
+        consumed = 0  # samples the reader has taken (set by it)
 
         def start(self):
             super().start()
@@ -204,6 +213,9 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_
                 self.waited = True
                 if self._outlet.wait_for_consumers(timeout=CONNECT_TIMEOUT_S):
                     time.sleep(SUBSCRIBE_GRACE_S)
+            # Paced by the detector (REPLAY_AHEAD_S); a reader that stopped sets `delivered`.
+            while self._start_idx - self.consumed > ahead and not self.delivered.is_set():
+                time.sleep(0.005)
             super()._stream()
 
         def _del_outlets(self):
@@ -349,6 +361,8 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                     data = data[:, :max(0, round(room * rate))]
                 session.feed(data)
                 received += item.data.shape[1]
+                if player is not None:
+                    player.consumed = received
                 if session.stream_s >= limit:
                     summary.stopped_by = "duration"
                     break
