@@ -103,8 +103,9 @@ def certification(key: str, point: dict, duration_s: float | None = None, false_
 
 
 def tune(params: Params, tracks) -> dict[str, dict]:
-    """Operating points tuned on `tracks`, each certified only when its FA upper bound meets the
-    target (`tune_operating_points(..., certify=True)`)."""
+    """Operating points tuned on `tracks`, each certified only when the upper end of the FA/24h
+    predicted for a new split of the same hours meets the target (`tune_operating_points(...,
+    certify=True)`)."""
     points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, certify=True,
                                    **params.eval.tuning_grid())
     return {target_key(float(key)): value for key, value in points.items()}
