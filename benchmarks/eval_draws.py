@@ -1,18 +1,23 @@
 """Do the dev-certified operating points keep their promise on new eval data? Independent eval draws.
 
     python benchmarks/eval_draws.py [--workdir .] [--draws 5] [--first-seed 1001] [--scratch DIR]
+        [--tracks DIR] [--cross] [--operating-points FILE ...]
 
 For each draw, a new synthetic eval split (the params' synth config, the eval split drawn from seed
 `first-seed + i`) is written, preprocessed and cached in a scratch folder, predicted with the
 trained model (`<workdir>/models/best.pt`, the baseline `models/baseline.json`) and scored at the
 points frozen on dev (`models/operating_points.json`); nothing is tuned. It prints, per draw and
-point, the eval FA/24h (false alarms, hours), whether it lies within the FA interval dev stated for
-the point and at or below the target, the OVLP sensitivity with its interval, and the baseline's
-sensitivity at the same point; then per point the mean FA/24h over the draws against the target,
-and the fraction of (draw, point) pairs of certified points whose FA lies within dev's interval.
+point, the eval FA/24h (false alarms, hours), whether it lies within the FA range dev stated for
+the point (its prediction for a split of the draw's hours; for points files from before
+predictions, the rate's interval) and at or below the target, the OVLP sensitivity with its
+interval, and the baseline's sensitivity at the same point; then per point the mean FA/24h over the
+draws against the target, and the fraction of (draw, certified point) pairs within dev's range.
+`--cross` then lets every split (the workdir's dev and eval predictions and each draw) certify
+points for every other: how often the scored split's FA lies within the tuning split's prediction,
+whichever split happens to be the tuning one.
 
-Cost: each draw is a full eval split (~19 h of EEG at the default params): synthesis, preprocessing
-and inference, minutes per draw on a CPU. `--keep` keeps the scratch folders;
+Cost: each draw is a full eval split (~43 h of EEG at the default params): synthesis, preprocessing
+and inference, ~9.5 min per draw on a 2-core CPU. `--keep` keeps the scratch folders;
 `--tracks DIR` keeps only each draw's probability tracks (a few MB) and reads them back next time.
 """
 
@@ -161,9 +166,9 @@ def report(draws: dict[int, dict], frozen: dict, stated: dict[str, list[float] |
         lines.append(f"| {key} | {certified} | {mean:.2f} | {mean <= float(key)} |")
     share = f"{sum(within_pairs)}/{len(within_pairs)}" if within_pairs else "0/0 (no certified point)"
     under = f"{sum(under_upper_pairs)}/{len(under_upper_pairs)}" if under_upper_pairs else "0/0"
-    lines += ["", f"(draw, certified point) pairs with eval FA within the dev interval: {share}",
-              f"(draw, certified point) pairs with eval FA at or below the dev interval's upper bound: {under}",
-              (f"(draw, point) pairs, certified or not, with eval FA within the dev interval: "
+    lines += ["", f"(draw, certified point) pairs with eval FA within dev's range: {share}",
+              f"(draw, certified point) pairs with eval FA at or below the upper end of dev's range: {under}",
+              (f"(draw, point) pairs, certified or not, with eval FA within dev's range: "
               f"{sum(within_all)}/{len(within_all)}"),
               f"(draw, point) pairs with the network above the baseline: {sum(above_baseline)}/{len(above_baseline)}"]
     return "\n".join(lines)
