@@ -88,6 +88,25 @@ def test_electrode_removal_k0_is_the_eval_stage(project: Path, tmp_path: Path) -
     assert from_eval["runs"]["0/0"]["recordings_scored"] == 4
 
 
+def test_electrode_removal_keeps_its_tracks_and_reuses_them(project: Path, tmp_path: Path, monkeypatch) -> None:
+    removal = _script("electrode_removal")
+    args = ["--workdir", str(project), "--workers", "0", "--k", "0", "2", "--draws", "1",
+            "--tracks", str(tmp_path / "tracks")]
+    first = removal.main(args)
+    assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == [
+        "k0_draw0.json", "k0_draw0.npz", "k2_draw0.json", "k2_draw0.npz"]
+
+    def no_inference(job):
+        raise AssertionError("stored runs must not be computed again")
+
+    monkeypatch.setattr(removal, "predict_runs", no_inference)
+    again = removal.main(args)
+    for run in ("0/0", "2/0"):
+        assert again["runs"][run]["ovlp"] == first["runs"][run]["ovlp"]
+        assert again["runs"][run]["removed_per_file"] == first["runs"][run]["removed_per_file"]
+    assert again["per_k"] == first["per_k"]
+
+
 def test_removal_is_a_file_without_those_electrodes(project: Path, tmp_path: Path) -> None:
     """Dropping electrodes from a read recording preprocesses exactly as a file that never had them."""
     removal = _script("electrode_removal")
