@@ -35,6 +35,7 @@ from szflow.evaluate import read_tracks
 from szflow.inference import predict_tracks
 from szflow.model import Detector, save_checkpoint
 from szflow.model.checkpoint import load_detector
+from szflow.operating_points import uncertified_warning
 from szflow.signal.chain import preprocess_recording
 from szflow.signal.normalise import channel_stats, statistics_columns, statistics_sample
 from szflow.signal.streaming import ChunkedSignal, ChunkedSource
@@ -473,6 +474,25 @@ def test_a_synthetic_trained_model_is_flagged_once_per_run(project: Path, tmp_pa
     assert "never seen real EEG" in line and "not to be trusted" in line
     assert training_data_warning(path, {**data, "source": "tusz"}) is None
     assert training_data_warning(path, {}) is None
+
+
+def test_an_uncertified_operating_point_is_flagged(project: Path, tmp_path: Path) -> None:
+    frozen = json.loads((project / "models" / "operating_points.json").read_text())
+    frozen["detector"]["1"].update({"certified": False, "hours_scored": 58.9, "hours_needed": 127.7})
+    frozen["detector"]["10"]["certified"] = True
+    points = tmp_path / "operating_points.json"
+    points.write_text(json.dumps(frozen))
+    edf = next(iter(eval_edfs(project).values()))
+    base = ["detect", str(edf), "--params-dir", str(project), "--checkpoint", str(project / "models" / "best.pt"),
+            "--operating-points", str(points), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, [*base, "--operating-point", "1"])
+    assert result.exit_code == 0, result.output
+    (line,) = stderr_lines(result)
+    assert line.startswith("warning: operating point 1 FA/24h is not certified")
+    assert "in dev's 58.9 h" in line and "at least 127.7 h" in line
+    assert uncertified_warning(points, "10") is None
+    result = runner.invoke(app, [*base, "--operating-point", "10"])
+    assert result.exit_code == 0 and stderr_lines(result) == []
 
 
 def test_checkpoint_of_another_model_config(project: Path, tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from szflow.errors import ConfigError, InputFileError
 from szflow.inference import predict_tracks, resolve_device
 from szflow.io_utils import atomic_write_json
 from szflow.model.checkpoint import load_detector
-from szflow.operating_points import load_operating_point
+from szflow.operating_points import load_operating_point, uncertified_warning
 from szflow.postprocess import events_of_track, events_to_annotation
 from szflow.scoring import ProbabilityTrack
 
@@ -291,8 +291,9 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
 
     Setup problems (params, checkpoint of another model config, operating points, device, format)
     raise SzflowError before any file is touched; per-file problems are in the summary. Warnings
-    about the run as a whole (a model trained on synthetic data) go to `on_warning` once, before
-    the first file (default: the log), and into the summary.
+    about the run as a whole (a model trained on synthetic data, an operating point dev did not
+    certify) go to `on_warning` once each, before the first file (default: the log), and into the
+    summary.
     """
     if not inputs:
         raise ConfigError("no EDF files or folders given")
@@ -308,12 +309,13 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
     log.info("detect: %s step %d, operating point %s FA/24h %s, device %s", checkpoint, ckpt.step,
              operating_point, point, settings.device)
-    warning = training_data_warning(checkpoint, ckpt.training_data)
-    if warning is not None:
+    warnings = [w for w in (training_data_warning(checkpoint, ckpt.training_data),
+                            uncertified_warning(points_path, operating_point)) if w is not None]
+    for warning in warnings:
         (on_warning or log.warning)(warning)
     summary = detect_paths(inputs, model, params, point, out_dir, fmt, settings=settings, progress=progress,
                            on_result=on_result)
-    summary.warnings = [warning] if warning is not None else []
+    summary.warnings = warnings
     return summary
 
 

@@ -71,3 +71,19 @@ def load_operating_point(path: str | Path, key: str | float, checkpoint_step: in
     if checkpoint_step is not None:
         check_checkpoint_step(path, frozen, checkpoint_step)
     return detector_point(path, frozen, key)
+
+
+def uncertified_warning(path: str | Path, key: str | float) -> str | None:
+    """The warning an operating point that dev did not certify calls for, or None (certified, or a
+    points file from before certification). Such a point is the dev setting with the fewest false
+    alarms, not a promise: new data may well show more than the target."""
+    point = read_operating_points(path)["detector"].get(target_key(float(key)), {})
+    if point.get("certified", True):
+        return None
+    hours = point.get("hours_scored")
+    needed = point.get("hours_needed")
+    have = f" in dev's {hours:.1f} h" if hours is not None else ""
+    need = f" (certifying it takes at least {needed:.1f} h of dev EEG)" if needed is not None else ""
+    return (f"operating point {target_key(float(key))} FA/24h is not certified: no setting's predicted false-alarm "
+            f"rate stays at or below the target{have}{need}; expect more false alarms than the target")
+

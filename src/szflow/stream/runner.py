@@ -33,7 +33,7 @@ from szflow.edf_store import recording_id
 from szflow.errors import ConfigError, InputFileError
 from szflow.inference import resolve_precision
 from szflow.model.checkpoint import load_detector
-from szflow.operating_points import load_operating_point
+from szflow.operating_points import load_operating_point, uncertified_warning
 from szflow.stream.detector_online import FrameBlock, OnlineDetector
 from szflow.stream.outputs import EventFiles, MarkerOutlet, alarm_marker, event_marker, montage_report
 from szflow.stream.postprocess_online import Alarm, ClosedEvent, OnlineEvents
@@ -260,7 +260,7 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
     stream is touched, and so does a stream whose electrodes the resolver refuses (StreamError);
     a stream that vanishes or changes channels ends the run with `summary.stopped_by == "error"`
     and `summary.error` set, after writing what was detected. A warning about the run as a whole
-    (a model trained on synthetic data) goes to `on_warning` once, before the stream (default: the
+    (a model trained on synthetic data, an uncertified point) goes to `on_warning` once, before the stream (default: the
     log), and into the summary."""
     params: Params = load_params(params_dir)
     cfg = params.stream
@@ -281,8 +281,9 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                                 device=settings.device)
     model.eval()
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
-    warning = training_data_warning(checkpoint, ckpt.training_data)
-    if warning is not None:
+    warnings = [w for w in (training_data_warning(checkpoint, ckpt.training_data),
+                            uncertified_warning(points_path, operating_point)) if w is not None]
+    for warning in warnings:
         (on_warning or log.warning)(warning)
     min_electrodes = params.preprocess.min_electrodes
 
@@ -337,7 +338,7 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                                 on_event=on_event, alarm_at=cfg.alarm_at)
         summary = session.summary
         summary.stream, summary.montage = description.name, montage
-        summary.warnings = [warning] if warning is not None else []
+        summary.warnings = list(warnings)
         echo(f"stream {description.name!r}: {electrodes_line(montage)}; montage in {files.montage_path}")
         echo(f"streaming from {description.name!r} ({len(description.labels)} channels at {rate:g} Hz); "
              f"lookahead {lookahead:g} s, hop {cfg.hop_s:g} s, operating point {operating_point} FA/24h")
