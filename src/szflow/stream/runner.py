@@ -187,8 +187,9 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_
         raise InputFileError(path, "no samples to replay")
     info = mne.create_info(list(recording.labels), rate, "eeg", verbose="error")
     raw = mne.io.RawArray(data, info, verbose="error")
-    # Chunks of ~20 ms of wall time: the player sleeps once per chunk.
-    chunk = max(1, math.ceil(0.02 * rate * speed))
+    # Chunks of ~20 ms of wall time (the player sleeps once per chunk), at most 10 s of EEG so that
+    # the pacing below keeps far inside LSL's 360 s buffers however fast the replay is asked to go.
+    chunk = max(1, min(math.ceil(0.02 * rate * speed), round(10.0 * rate)))
 
     ahead = max(chunk, round(REPLAY_AHEAD_S * rate))
 
