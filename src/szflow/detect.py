@@ -281,6 +281,17 @@ def training_data_warning(checkpoint: str | Path, training_data: dict) -> str | 
             "(data.source: tusz or bids) before using it on patients' recordings.")
 
 
+def run_warnings(checkpoint: str | Path, training_data: dict, points_path: str | Path, operating_point: str,
+                 on_warning: Callable[[str], None] | None = None) -> list[str]:
+    """The warnings about a run as a whole (`training_data_warning`, `uncertified_warning`), each
+    given to `on_warning` (default: the log) once; `szflow detect` and `szflow stream` share them."""
+    warnings = [w for w in (training_data_warning(checkpoint, training_data),
+                            uncertified_warning(points_path, operating_point)) if w is not None]
+    for warning in warnings:
+        (on_warning or log.warning)(warning)
+    return warnings
+
+
 def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operating_point: str = "10",
                operating_points: str | Path | None = None, out_dir: str | Path = "detections",
                fmt: str = "csv_bi", params_dir: str | Path = ".", device: str | None = None,
@@ -309,10 +320,7 @@ def run_detect(inputs: Sequence[str | Path], *, checkpoint: str | Path, operatin
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
     log.info("detect: %s step %d, operating point %s FA/24h %s, device %s", checkpoint, ckpt.step,
              operating_point, point, settings.device)
-    warnings = [w for w in (training_data_warning(checkpoint, ckpt.training_data),
-                            uncertified_warning(points_path, operating_point)) if w is not None]
-    for warning in warnings:
-        (on_warning or log.warning)(warning)
+    warnings = run_warnings(checkpoint, ckpt.training_data, points_path, operating_point, on_warning)
     summary = detect_paths(inputs, model, params, point, out_dir, fmt, settings=settings, progress=progress,
                            on_result=on_result)
     summary.warnings = warnings
@@ -369,6 +377,7 @@ __all__ = [
     "predict_segments",
     "recording_id",
     "run_detect",
+    "run_warnings",
     "training_data_warning",
     "write_events",
 ]

@@ -86,4 +86,3 @@ def uncertified_warning(path: str | Path, key: str | float) -> str | None:
     need = f" (certifying it takes at least {needed:.1f} h of dev EEG)" if needed is not None else ""
     return (f"operating point {target_key(float(key))} FA/24h is not certified: no setting's predicted false-alarm "
             f"rate stays at or below the target{have}{need}; expect more false alarms than the target")
-

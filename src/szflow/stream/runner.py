@@ -28,12 +28,12 @@ import numpy as np
 from szflow.config import Params, load_params
 from szflow.data.edf import EegRecording, read_eeg
 from szflow.data.electrodes import ElectrodeMontage
-from szflow.detect import OPERATING_POINTS_NAME, InferenceSettings, electrodes_line, training_data_warning
+from szflow.detect import OPERATING_POINTS_NAME, InferenceSettings, electrodes_line, run_warnings
 from szflow.edf_store import recording_id
 from szflow.errors import ConfigError, InputFileError
 from szflow.inference import resolve_precision
 from szflow.model.checkpoint import load_detector
-from szflow.operating_points import load_operating_point, uncertified_warning
+from szflow.operating_points import load_operating_point
 from szflow.stream.detector_online import FrameBlock, OnlineDetector
 from szflow.stream.outputs import EventFiles, MarkerOutlet, alarm_marker, event_marker, montage_report
 from szflow.stream.postprocess_online import Alarm, ClosedEvent, OnlineEvents
@@ -190,8 +190,7 @@ def start_replay(path: str | Path, speed: float, name: str, source_id: str, min_
     # Chunks of ~20 ms of wall time (the player sleeps once per chunk), at most 10 s of EEG so that
     # the pacing below keeps far inside LSL's 360 s buffers however fast the replay is asked to go.
     chunk = max(1, min(math.ceil(0.02 * rate * speed), round(10.0 * rate)))
-
-    ahead = max(chunk, round(REPLAY_AHEAD_S * rate))
+    ahead = round(REPLAY_AHEAD_S * rate)
 
     class FastPlayer(PlayerLSL):
         waited = False
@@ -260,9 +259,9 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
     """What `szflow stream` does (module docstring). Setup problems raise SzflowError before any
     stream is touched, and so does a stream whose electrodes the resolver refuses (StreamError);
     a stream that vanishes or changes channels ends the run with `summary.stopped_by == "error"`
-    and `summary.error` set, after writing what was detected. A warning about the run as a whole
-    (a model trained on synthetic data, an uncertified point) goes to `on_warning` once, before the stream (default: the
-    log), and into the summary."""
+    and `summary.error` set, after writing what was detected. Warnings about the run as a whole
+    (a model trained on synthetic data, an uncertified point: `run_warnings`) go to `on_warning`
+    once each, before the stream (default: the log), and into the summary."""
     params: Params = load_params(params_dir)
     cfg = params.stream
     lookahead = cfg.lookahead_s if lookahead_s is None else float(lookahead_s)
@@ -282,10 +281,7 @@ def run_stream(*, name: str | None = None, source_id: str | None = None, checkpo
                                 device=settings.device)
     model.eval()
     point = load_operating_point(points_path, operating_point, checkpoint_step=ckpt.step)
-    warnings = [w for w in (training_data_warning(checkpoint, ckpt.training_data),
-                            uncertified_warning(points_path, operating_point)) if w is not None]
-    for warning in warnings:
-        (on_warning or log.warning)(warning)
+    warnings = run_warnings(checkpoint, ckpt.training_data, points_path, operating_point, on_warning)
     min_electrodes = params.preprocess.min_electrodes
 
     player = None
