@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stream.py agreement [--root .] [--split eval] [--lookahead 0 5 10]
                                                [--lsl 4] [--speed 50] [--limit N] [--only-seizures]
+                                               [--out DIR] [--shard K/N] [--merge]
     python benchmarks/bench_stream.py speed [--hours 24] [--cache /tmp/szflow_bench] [--lsl-minutes 10]
 
 agreement: for every EDF of the split (data.root/edf/<split>, with its .csv_bi reference):
@@ -14,6 +15,10 @@ agreement: for every EDF of the split (data.root/edf/<split>, with its .csv_bi r
     also replayed through real LSL (`run_stream --replay`, `--speed` x real time, the default
     operating point) and their events compared with the in-process ones (they must be identical:
     probabilities do not depend on how samples arrive).
+  Each recording's measurements are appended to OUT/records-KofN.jsonl as one JSON line when it is
+  done, so a rerun resumes where a cut run stopped; `--shard K/N` measures every N-th recording
+  (run N shards at once, one torch thread each: OMP_NUM_THREADS=1), and `--merge` reports over all
+  the shards' files in OUT.
   Reported per lookahead: frame-level |p_online - p_offline| (max, mean), OVLP agreement of the
   two event sets (offline events matched by an online event, online events matching none), OVLP
   sensitivity and FA/24h against the reference both ways at each operating point, and alarm
@@ -35,6 +40,7 @@ latency <= 10 s at lookahead <= 10 s, >= 20x real time, RSS at 24 h within 10 % 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -114,7 +120,53 @@ def false_alarms(reference, spans) -> int:
     return sum(not any(b > r_start and a < r_stop for r_start, r_stop in reference) for a, b in spans)
 
 
+def measure_recording(edf: Path, args, params, model, device, precision, points, checkpoint, lsl: bool) -> dict:
+    """One recording's offline and online events (every lookahead and point), latencies and
+    probability differences: a JSON-able record, so a long run can resume and shards can merge."""
+    reference_ann = read_csv_bi(edf.with_suffix(".csv_bi"))
+    track = predict_file(edf, model, params)
+    # The signals a stream of this EDF carries (its montage's); an EDF+D file (gaps) is refused here.
+    recording = read_eeg(edf, min_electrodes=params.preprocess.min_electrodes)
+    reference = [(e.start, e.stop) for e in reference_ann.events if e.label != "bckg"]
+    duration = track.duration_s
+    first_key = next(iter(points))
+    out = {"name": str(edf), "duration_s": duration, "reference": reference,
+           "offline": {key: events_of_track(track, point) for key, point in points.items()}, "online": {}}
+    for la in args.lookahead:
+        session = session_for(model, params, recording.sample_rates[0], recording.montage, la, device,
+                              precision, points[first_key])
+        feed_recording(session, recording)
+        p_online = np.concatenate([b.probabilities for _, b in session.frame_log])
+        n = min(p_online.size, track.probabilities.size)
+        d = np.abs(p_online[:n] - track.probabilities[:n])
+        row = {"diff_max": float(d.max()), "diff_sum": float(d.sum()), "frames": int(n), "points": {}}
+        for key, point in points.items():
+            entry = {}
+            for rule in ALARM_AT:
+                events, alarm_times, withdrawn = online_events(session.frame_log, point, track.frame_rate_hz,
+                                                               duration, la, rule)
+                entry[f"latency_{rule}"] = latencies(reference, events, alarm_times)
+                if rule == "onset":
+                    entry["withdrawn"] = len(withdrawn)
+                    entry["alarm_false_alarms"] = false_alarms(reference, events + withdrawn)
+            entry["events"] = events
+            hits, _, fas = ovlp_counts(out["offline"][key], events)
+            entry["agree"] = [hits, len(out["offline"][key]), fas, len(events)]
+            if lsl and la == args.lookahead[0] and key == first_key:
+                summary = run_stream(replay=edf, speed=args.speed, checkpoint=checkpoint, params_dir=args.root,
+                                     operating_point=key, lookahead_s=la, out_dir=args.out, echo=lambda _: None,
+                                     handle_signals=False, status=False)
+                streamed = [(e.start_s, e.stop_s) for e in summary.events]
+                entry["lsl_identical"] = bool(len(streamed) == len(events)
+                                              and np.allclose(streamed, events, atol=1e-6))
+            row["points"][key] = entry
+        out["online"][str(la)] = row
+    return out
+
+
 def agreement(args) -> dict:
+    """Measure every recording not yet in `--records` (one JSON line each, appended as it is done, so
+    an interrupted run resumes and `--shard K/N` runs merge), then report over all of them."""
     params, model, device, precision, points, checkpoint = load(args.root, args.checkpoint, args.operating_points)
     folder = args.root / params.data.root / "edf" / args.split
     edfs = sorted(folder.rglob("*.edf"))
@@ -122,83 +174,60 @@ def agreement(args) -> dict:
         edfs = [edf for edf in edfs if edf.with_suffix(".csv_bi").is_file()
                 and any(e.label != "bckg" for e in read_csv_bi(edf.with_suffix(".csv_bi")).events)]
     edfs = edfs[: args.limit or None]
-    first_key = next(iter(points))
-    offline_recs = {key: [] for key in points}
-    online_recs = {la: {key: [] for key in points} for la in args.lookahead}
-    agree = {la: {key: [0, 0, 0, 0] for key in points} for la in args.lookahead}  # hits, n_off, fa, n_on
-    diffs = {la: [0.0, 0.0, 0] for la in args.lookahead}  # max, sum, frames
-    lat = {rule: {la: {key: [] for key in points} for la in args.lookahead} for rule in ALARM_AT}
-    # Onset alarms: (withdrawn, false alarms counting withdrawn ones) per lookahead and point.
-    early = {la: {key: [0, 0] for key in points} for la in args.lookahead}
-    hours = 0.0
-    lsl_same, lsl_total, skipped = 0, 0, []
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    mine = edfs[shard::shards]
+    records_file = args.records or args.out / f"records-{shard}of{shards}.jsonl"
+    records_file.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["name"] for line in records_file.read_text().splitlines()} if records_file.is_file() else set()
     started = time.perf_counter()
-    for index, edf in enumerate(edfs):
-        try:
-            reference_ann = read_csv_bi(edf.with_suffix(".csv_bi"))
-            track = predict_file(edf, model, params)
-            # The signals a stream of this EDF carries (its montage's); an EDF+D file (gaps) is skipped.
-            recording = read_eeg(edf, min_electrodes=params.preprocess.min_electrodes)
-        except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
-            skipped.append(f"{edf.name}: {exc}")
+    for index, edf in enumerate(mine):
+        if str(edf) in done:
             continue
-        reference = [(e.start, e.stop) for e in reference_ann.events if e.label != "bckg"]
-        duration = track.duration_s
-        hours += duration / 3600
-        for key, point in points.items():
-            offline_recs[key].append(RecordingEvents(edf.stem, duration, reference, events_of_track(track, point)))
-        for la in args.lookahead:
-            session = session_for(model, params, recording.sample_rates[0], recording.montage, la, device,
-                                  precision, points[first_key])
-            feed_recording(session, recording)
-            p_online = np.concatenate([b.probabilities for _, b in session.frame_log])
-            n = min(p_online.size, track.probabilities.size)
-            d = np.abs(p_online[:n] - track.probabilities[:n])
-            diffs[la][0] = max(diffs[la][0], float(d.max()))
-            diffs[la][1] += float(d.sum())
-            diffs[la][2] += n
-            for key, point in points.items():
-                for rule in ALARM_AT:
-                    events, alarm_times, withdrawn = online_events(session.frame_log, point, track.frame_rate_hz,
-                                                                   duration, la, rule)
-                    lat[rule][la][key] += latencies(reference, events, alarm_times)
-                    if rule == "onset":
-                        early[la][key][0] += len(withdrawn)
-                        early[la][key][1] += false_alarms(reference, events + withdrawn)
-                online_recs[la][key].append(RecordingEvents(edf.stem, duration, reference, events))
-                offline_events = offline_recs[key][-1].hypothesis
-                hits, _, fas = ovlp_counts(offline_events, events)
-                agree[la][key][0] += hits
-                agree[la][key][1] += len(offline_events)
-                agree[la][key][2] += fas
-                agree[la][key][3] += len(events)
-                if la == args.lookahead[0] and key == first_key and index < args.lsl:
-                    summary = run_stream(replay=edf, speed=args.speed, checkpoint=checkpoint, params_dir=args.root,
-                                         operating_point=key, lookahead_s=la, out_dir=args.out, echo=lambda _: None,
-                                         handle_signals=False, status=False)
-                    lsl_total += 1
-                    streamed = [(e.start_s, e.stop_s) for e in summary.events]
-                    lsl_same += int(np.allclose(streamed, events, atol=1e-6) if len(streamed) == len(events)
-                                    else False)
-        print(f"{index + 1}/{len(edfs)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    result = {"recordings": len(edfs) - len(skipped), "skipped": skipped, "hop_s": params.stream.hop_s,
-              "lsl_replayed": lsl_total, "lsl_identical_to_in_process": lsl_same, "by_lookahead": {}}
-    for key in points:
-        result.setdefault("offline", {})[key] = score_corpus(offline_recs[key])["ovlp"]
-    for la in args.lookahead:
-        row = {"p_abs_diff_max": diffs[la][0], "p_abs_diff_mean": diffs[la][1] / max(1, diffs[la][2]), "points": {}}
-        for key in points:
-            hits, n_off, fas, n_on = agree[la][key]
+        try:
+            record = measure_recording(edf, args, params, model, device, precision, points, checkpoint,
+                                       lsl=edfs.index(edf) < args.lsl)
+        except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
+            record = {"name": str(edf), "skipped": str(exc)}
+        with open(records_file, "a") as handle:  # one whole line per recording: a cut run loses at most one
+            handle.write(json.dumps(record) + "\n")
+        print(f"{index + 1}/{len(mine)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return report(records_file.parent.glob("records-*.jsonl") if args.merge else [records_file], args, params,
+                  list(points))
+
+
+def report(files, args, params, keys: list[str]) -> dict:
+    records = [json.loads(line) for path in files for line in Path(path).read_text().splitlines()]
+    skipped = [f"{Path(r['name']).name}: {r['skipped']}" for r in records if "skipped" in r]
+    records = [r for r in records if "skipped" not in r]
+    hours = sum(r["duration_s"] for r in records) / 3600
+    lsl = [r["online"][str(args.lookahead[0])]["points"][keys[0]].get("lsl_identical") for r in records]
+    result = {"recordings": len(records), "hours": hours, "skipped": skipped, "hop_s": params.stream.hop_s,
+              "lsl_replayed": sum(x is not None for x in lsl), "lsl_identical_to_in_process": sum(bool(x) for x in lsl),
+              "offline": {}, "by_lookahead": {}}
+    for key in keys:
+        result["offline"][key] = score_corpus([RecordingEvents(r["name"], r["duration_s"], r["reference"],
+                                                               r["offline"][key]) for r in records])["ovlp"]
+    for la in map(str, args.lookahead):
+        rows = [r["online"][la] for r in records]
+        frames = sum(x["frames"] for x in rows)
+        row = {"p_abs_diff_max": max((x["diff_max"] for x in rows), default=0.0),
+               "p_abs_diff_mean": sum(x["diff_sum"] for x in rows) / max(1, frames), "points": {}}
+        for key in keys:
+            entries = [x["points"][key] for x in rows]
+            hits, n_off, fas, n_on = (sum(e["agree"][i] for e in entries) for i in range(4))
             row["points"][key] = {
-                "online_ovlp": score_corpus(online_recs[la][key])["ovlp"],
+                "online_ovlp": score_corpus([RecordingEvents(r["name"], r["duration_s"], r["reference"], e["events"])
+                                             for r, e in zip(records, entries)])["ovlp"],
                 "offline_events_matched": hits / n_off if n_off else 1.0, "offline_events": n_off,
                 "online_events_unmatched": fas, "online_events": n_on,
-                "alarms_withdrawn": early[la][key][0],
-                "alarm_fa_per_24h": early[la][key][1] * 24 / hours if hours else None,
-                **{f"latency_{rule}": latency_summary(lat[rule][la][key]) for rule in ALARM_AT},
+                "alarms_withdrawn": sum(e["withdrawn"] for e in entries),
+                "alarm_fa_per_24h": sum(e["alarm_false_alarms"] for e in entries) * 24 / hours if hours else None,
+                **{f"latency_{rule}": latency_summary([v for e in entries for v in e[f"latency_{rule}"]])
+                   for rule in ALARM_AT},
             }
-        result["by_lookahead"][str(la)] = row
-    print_table(result, list(points))
+        result["by_lookahead"][la] = row
+    print(f"{len(records)} recordings, {hours:.2f} h; skipped {len(skipped)}")
+    print_table(result, keys)
     return result
 
 
@@ -286,6 +315,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N recordings only (0: all)")
     parser.add_argument("--only-seizures", action="store_true", help="only recordings with seizures (agreement)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/szflow_bench/stream_agreement"))
+    parser.add_argument("--shard", default="0/1", help="K/N: this run measures recordings K, K+N, ... (agreement)")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="per-recording JSON lines (default OUT/records-KofN.jsonl); a rerun resumes it")
+    parser.add_argument("--merge", action="store_true",
+                        help="report over every OUT/records-*.jsonl (the shards of one run)")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/szflow_bench"))
     parser.add_argument("--lsl-minutes", type=float, default=10.0, help="EEG replayed through LSL (>= 10)")

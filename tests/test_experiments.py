@@ -47,8 +47,9 @@ def test_runs_table_has_one_line_per_experiment_with_params_and_headline():
     assert lines[1].split()[0] == "workspace" and lines[2].split()[0] == "main"
     experiment = lines[3].split()
     assert experiment[0] == "rathe-weal" and "0.001" in experiment
-    assert experiment[-4:] == ["0.75/3.8*", "0.75/3.8*", "0.8", "0.75"]  # dev certified both points
-    assert lines[2].split()[-3] == "0.9/3.8"  # not certified: no mark
+    # dev certified both points; metrics keep three decimals (0.8 prints 0.800 beside 0.750)
+    assert experiment[-4:] == ["0.750/3.8*", "0.750/3.8*", "0.800", "0.750"]
+    assert lines[2].split()[-3] == "0.900/3.8"  # not certified: no mark
     assert lines[4].split() == ["0123456"] + ["-"] * (len(lines[0].split()) - 1)  # no data: dashes
     assert "0.992" in lines[1]
 

@@ -33,7 +33,7 @@ def _file_data(data: dict | None, kind: str, path: str) -> dict:
 
 
 def _cell(value: Any, digits: int = 3) -> str:
-    """A value as the table prints it: floats rounded to `digits` decimals (a learning rate keeps its own)."""
+    """A param as the table prints it: floats rounded to `digits` decimals (a learning rate keeps its own)."""
     if value is None:
         return MISSING
     if isinstance(value, float) and abs(value) >= 10.0 ** -digits:
@@ -41,6 +41,11 @@ def _cell(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def _metric(value: Any, digits: int = 3) -> str:
+    """A metric with exactly `digits` decimals, so 0.7997 reads 0.800 and not 0.8 beside 0.842."""
+    return MISSING if value is None else f"{float(value):.{digits}f}"
 
 
 def _states(exp_show: list[dict]) -> Iterator[tuple[str, dict | None]]:
@@ -72,15 +77,15 @@ def runs_table(exp_show: list[dict]) -> str:
         params = _file_data(data, "params", "params.yaml")
         scores = _file_data(data, "metrics", "metrics/eval.json").get("eval") or {}
         certified = _file_data(data, "metrics", "metrics/dev.json").get("dev") or {}
-        row = [name, *(_cell(_get(params, key)) for key, _ in RUN_PARAMS), _cell(scores.get("auroc"))]
+        row = [name, *(_cell(_get(params, key)) for key, _ in RUN_PARAMS), _metric(scores.get("auroc"))]
         for key in targets:
             point = scores.get(key) or {}
             sens, fa = point.get("sens_pooled"), point.get("fa_24h")
             mark = "*" if certified.get(f"{key}_certified") else ""
-            row.append(MISSING if sens is None and fa is None else f"{_cell(sens)}/{_cell(fa, 1)}{mark}")
+            row.append(MISSING if sens is None and fa is None else f"{_metric(sens)}/{_metric(fa, 1)}{mark}")
         first = next(iter(targets), "")
-        row += [_cell(scores.get(f"szcore_f1_subject_mean_{first}")),
-                _cell(scores.get(f"baseline_sens_pooled_{first}"))]
+        row += [_metric(scores.get(f"szcore_f1_subject_mean_{first}")),
+                _metric(scores.get(f"baseline_sens_pooled_{first}"))]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
