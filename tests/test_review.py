@@ -24,6 +24,7 @@ from szflow.config import ELECTRODES, load_params
 from szflow.data.annotations import read_csv_bi
 from szflow.edf_store import prepare_store
 from szflow.evaluate import read_tracks
+from szflow.model.checkpoint import load_detector, save_checkpoint
 from szflow.postprocess import SETTINGS_KEYS, probs_to_events
 from szflow.review import ReviewInputs, ReviewRecording, TraceSegment, write_review
 from szflow.review.data import (
@@ -37,7 +38,7 @@ from szflow.review.data import (
     whole_rate,
 )
 from szflow.review.page import DOUBLE_BANANA
-from szflow.review.sources import errors_first, frozen_points
+from szflow.review.sources import errors_first, frozen_points, review_split
 from szflow.scoring import ProbabilityTrack, ovlp_counts
 from szflow.stages.plots import write_eval_review
 from szflow.synth.writer import EdfSignal, write_edf_signals
@@ -408,3 +409,44 @@ def test_full_rate_stretches_are_shown_where_they_cover_the_view(browser, tmp_pa
         assert page.js("szReview.state.decimation")["rate"] == 32
     finally:
         page.page.close()
+
+
+def test_review_of_edfs_warns_as_detect_does(browser, project: Path, tmp_path: Path) -> None:
+    """A model trained on synthetic EEG and an operating point dev did not certify: `szflow review`
+    prints detect's warnings and the page shows them above everything; a pipeline split's page
+    (the recordings the pipeline scored) gets only the uncertified point's."""
+    params = load_params(project)
+    model, _ = load_detector(project / "models" / "best.pt", expected_config=params.model, mamba_impl="torch",
+                             device="cpu")
+    models = tmp_path / "models"
+    models.mkdir()
+    save_checkpoint(models / "best.pt", model=model, model_config=params.model, step=7,
+                    training_data={"source": "synthetic", "recordings": 12, "hours": 1.5})
+    frozen = json.loads((project / "models" / "operating_points.json").read_text())
+    tightest = min(frozen["detector"], key=float)
+    frozen["detector"][tightest].update(certified=False, hours_scored=2.0, hours_needed=128.0)
+    (models / "operating_points.json").write_text(json.dumps(frozen))
+    edf = min((project / "corpus" / "edf" / "eval").rglob("*.edf"))
+    result = runner.invoke(app, ["review", str(edf), "--out", str(tmp_path / "r.html"), "--params-dir", str(project),
+                                 "--checkpoint", str(models / "best.pt")])
+    assert result.exit_code == 0, result.output
+    warnings = page_meta(tmp_path / "r.html")["provenance"]["warnings"]
+    assert len(warnings) == 2 and "never seen real EEG" in warnings[0]
+    assert f"operating point {tightest} FA/24h is not certified" in warnings[1]
+    assert all(f"warning: {w}" in result.output for w in warnings)
+    page = Page(browser, tmp_path / "r.html")
+    try:
+        assert page.js("[...document.querySelectorAll('#warnings .warning')].map(p => p.textContent)") == warnings
+    finally:
+        page.page.close()
+    split = review_split(project / "predictions" / "eval", project / "corpus", params, checkpoint=models / "best.pt",
+                         operating_points=models / "operating_points.json", tracks_name="tracks.npz")
+    assert split.provenance["warnings"] == warnings[1:]
+    # Certified points and a model trained on real data: nothing to warn about.
+    (models / "operating_points.json").write_text((project / "models" / "operating_points.json").read_text())
+    save_checkpoint(models / "best.pt", model=model, model_config=params.model, step=7,
+                    training_data={"source": "tusz", "recordings": 12, "hours": 1.5})
+    result = runner.invoke(app, ["review", str(edf), "--out", str(tmp_path / "r.html"), "--params-dir", str(project),
+                                 "--checkpoint", str(models / "best.pt")])
+    assert result.exit_code == 0 and "warning:" not in result.output
+    assert page_meta(tmp_path / "r.html")["provenance"]["warnings"] == []

@@ -272,6 +272,8 @@ def review(
         write_review(out, inputs)
     except SzflowError as exc:
         _fail(exc)
+    for message in inputs.provenance["warnings"]:
+        typer.echo(f"warning: {message}", err=True)
     typer.echo(f"wrote {out} ({len(inputs.recordings)} recording(s), {out.stat().st_size / 1e6:.1f} MB)")
     if inputs.failures:
         raise typer.Exit(code=1)

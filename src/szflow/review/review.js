@@ -204,7 +204,8 @@
     "Keys: n / p next / previous event, f next false alarm, m next miss, ← → scroll (shift: a page), " +
     "+ / − zoom time, ↑ ↓ amplitude, b bipolar / referential. Drag on the traces to zoom in.");
   document.body.append(
-    el("header", {}, el("h1", {}, META.title), el("div", {class: "provenance"}, provenanceLine())),
+    el("header", {}, el("h1", {}, META.title), el("div", {class: "provenance"}, provenanceLine()),
+      el("div", {id: "warnings"}, ...(META.provenance.warnings || []).map((w) => el("p", {class: "warning"}, w)))),
     el("section", {class: "list"}, listBox),
     el("section", {class: "viewer"}, toolbar, status, legend, tracesBox, probBox, help, infoBox));
 

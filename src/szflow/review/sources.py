@@ -14,12 +14,17 @@ from pathlib import Path
 
 from szflow.config import Params
 from szflow.data.discover import discover_corpus
-from szflow.detect import InferenceSettings, find_edfs, predict_file
+from szflow.detect import InferenceSettings, find_edfs, predict_file, training_data_warning
 from szflow.edf_store import recording_id
 from szflow.errors import ConfigError, InputFileError
 from szflow.evaluate import read_tracks
 from szflow.model.checkpoint import Checkpoint, load_checkpoint, load_detector
-from szflow.operating_points import check_checkpoint_step, detector_point, read_operating_points
+from szflow.operating_points import (
+    check_checkpoint_step,
+    detector_point,
+    read_operating_points,
+    uncertified_warning,
+)
 from szflow.plots import timeline_tracks
 from szflow.postprocess import events_of_track
 from szflow.review.data import ReviewRecording, read_reference, review_recording
@@ -44,12 +49,25 @@ def frozen_points(path: str | Path, checkpoint_step: int) -> dict[str, dict]:
     return dict(sorted(points.items(), key=lambda item: -float(item[0])))
 
 
-def provenance(checkpoint_path: str | Path, ckpt: Checkpoint, points_path: str | Path) -> dict:
-    """What the page says about the model: the checkpoint's step, params hash and model config."""
+def provenance(checkpoint_path: str | Path, ckpt: Checkpoint, points_path: str | Path, points: dict[str, dict],
+               *, own_recordings: bool) -> dict:
+    """What the page says about the model: the checkpoint's step, params hash and model config, and
+    the warnings `szflow detect` gives (`page_warnings`)."""
     metrics = {key: value for key, value in ckpt.metrics.items() if isinstance(value, (int, float, str))}
     return {"checkpoint": str(checkpoint_path), "step": ckpt.step, "epoch": ckpt.epoch,
             "params_hash": ckpt.params_hash, "model_config": ckpt.model_config.model_dump(mode="json"),
-            "metrics": metrics, "operating_points": str(points_path)}
+            "metrics": metrics, "operating_points": str(points_path),
+            "warnings": page_warnings(checkpoint_path, ckpt, points_path, points, own_recordings=own_recordings)}
+
+
+def page_warnings(checkpoint_path: str | Path, ckpt: Checkpoint, points_path: str | Path, points: dict[str, dict],
+                  *, own_recordings: bool) -> list[str]:
+    """The warnings the page shows above everything: each operating point dev did not certify and,
+    for EDF files given by the user (not `own_recordings`, the split the pipeline scored), a model
+    that has never seen real EEG: the same lines `szflow detect` prints."""
+    warnings = [] if own_recordings else [training_data_warning(checkpoint_path, ckpt.training_data)]
+    warnings += [uncertified_warning(points_path, key) for key in points]
+    return [warning for warning in warnings if warning is not None]
 
 
 def review_edfs(inputs: Sequence[str | Path], params: Params, *, checkpoint: str | Path,
@@ -62,7 +80,7 @@ def review_edfs(inputs: Sequence[str | Path], params: Params, *, checkpoint: str
     model, ckpt = load_detector(checkpoint, expected_config=params.model, mamba_impl=params.hardware.mamba_impl,
                                 device=settings.device)
     points = frozen_points(operating_points, ckpt.step)
-    result = ReviewInputs([], points, provenance(checkpoint, ckpt, operating_points))
+    result = ReviewInputs([], points, provenance(checkpoint, ckpt, operating_points, points, own_recordings=False))
     for edf, _ in find_edfs(inputs):
         try:
             if edf.is_dir():
@@ -99,7 +117,7 @@ def review_split(predictions: str | Path, corpus_root: str | Path, params: Param
     if choose is not None:
         tracks = choose(tracks, points)
     edfs = split_edfs(corpus_root, params.data.source)
-    result = ReviewInputs([], points, provenance(checkpoint, ckpt, operating_points))
+    result = ReviewInputs([], points, provenance(checkpoint, ckpt, operating_points, points, own_recordings=True))
     for track in tracks:
         edf = edfs.get(track.recording_id)
         if edf is None:
