@@ -41,7 +41,7 @@ from szflow.operating_points import read_operating_points
 from szflow.scoring.intervals import fa_interval
 from szflow.scoring.sweep import sweep_thresholds
 from szflow.stages.preprocess import preprocess_corpus
-from szflow.synth.corpus import _write_recording
+from szflow.synth.corpus import write_planned_recording
 from szflow.synth.plan import make_plan
 
 SPLIT = "eval"
@@ -62,7 +62,7 @@ def generate_eval_split(out: Path, config: SynthConfig, seed: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for spec in plan.split(SPLIT):
         if spec.broken is None:
-            _write_recording(out, spec)
+            write_planned_recording(out, spec)
 
 
 def draw_tracks(workdir: Path, params: Params, seed: int, scratch: Path, eval_patients: int | None,

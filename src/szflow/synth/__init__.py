@@ -6,10 +6,11 @@ recording's signals), `variants` (the real-world forms a recording is written in
 EDF+D and annotation files), `broken` (deliberately damaged files), `corpus` (the whole tree).
 """
 
-from szflow.synth.corpus import BROKEN_LIST, generate_corpus, write_recording
+from szflow.synth.corpus import BROKEN_LIST, generate_corpus, write_planned_recording, write_recording
 from szflow.synth.plan import CorpusPlan, RecordingSpec, make_plan
 from szflow.synth.recording import SimulatedRecording, simulate
 from szflow.synth.variants import VARIANT_KINDS, Variant, written_signals
 
 __all__ = ["BROKEN_LIST", "VARIANT_KINDS", "CorpusPlan", "RecordingSpec", "SimulatedRecording", "Variant",
-           "generate_corpus", "make_plan", "simulate", "write_recording", "written_signals"]
+           "generate_corpus", "make_plan", "simulate", "write_planned_recording", "write_recording",
+           "written_signals"]

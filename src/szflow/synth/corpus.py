@@ -48,8 +48,9 @@ def write_recording(edf_path: str | Path, spec: RecordingSpec) -> SimulatedRecor
     return recording
 
 
-def _write_recording(out: Path, spec: RecordingSpec) -> dict | None:
-    """Write one recording and its annotations; damage it if the plan says so (returns what was done)."""
+def write_planned_recording(out: Path, spec: RecordingSpec) -> dict | None:
+    """Write one recording of the plan under the corpus root `out` with its annotations, and damage it
+    if the plan says so (returns what was done): what `generate_corpus` does per recording."""
     edf_path = out / spec.relpath
     recording = write_recording(edf_path, spec)
     bi, types = recording.annotation_bi(), recording.annotation_types()
@@ -108,7 +109,7 @@ def generate_corpus(out: str | Path, config: SynthConfig, progress: bool = True,
     _prepare(out)
     broken_files: list[dict] = []
     for spec in tqdm(plan.recordings, desc="synth", unit="rec", disable=not progress):
-        record = _write_recording(out, spec)
+        record = write_planned_recording(out, spec)
         if record is not None:
             broken_files.append(record)
     atomic_write_json(out / BROKEN_LIST, {"files": broken_files})
