@@ -17,8 +17,8 @@ agreement: for every EDF of the split (data.root/edf/<split>, with its .csv_bi r
     probabilities do not depend on how samples arrive).
   Each recording's measurements are appended to OUT/records-KofN.jsonl as one JSON line when it is
   done, so a rerun resumes where a cut run stopped; `--shard K/N` measures every N-th recording
-  (run N shards at once, one torch thread each: OMP_NUM_THREADS=1), and `--merge` reports over all
-  the shards' files in OUT.
+  (run N shards at once, one torch thread each: OMP_NUM_THREADS=1), and `--merge` (measuring nothing)
+  reports over all the shards' files in OUT.
   Reported per lookahead: frame-level |p_online - p_offline| (max, mean), OVLP agreement of the
   two event sets (offline events matched by an online event, online events matching none), OVLP
   sensitivity and FA/24h against the reference both ways at each operating point, and alarm
@@ -174,6 +174,8 @@ def agreement(args) -> dict:
         edfs = [edf for edf in edfs if edf.with_suffix(".csv_bi").is_file()
                 and any(e.label != "bckg" for e in read_csv_bi(edf.with_suffix(".csv_bi")).events)]
     edfs = edfs[: args.limit or None]
+    if args.merge:  # report only: every shard's records in OUT
+        return report(sorted(args.out.glob("records-*.jsonl")), args, params, list(points))
     shard, shards = (int(x) for x in args.shard.split("/"))
     mine = edfs[shard::shards]
     records_file = args.records or args.out / f"records-{shard}of{shards}.jsonl"
@@ -191,8 +193,7 @@ def agreement(args) -> dict:
         with open(records_file, "a") as handle:  # one whole line per recording: a cut run loses at most one
             handle.write(json.dumps(record) + "\n")
         print(f"{index + 1}/{len(mine)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return report(records_file.parent.glob("records-*.jsonl") if args.merge else [records_file], args, params,
-                  list(points))
+    return report([records_file], args, params, list(points))
 
 
 def report(files, args, params, keys: list[str]) -> dict:
@@ -319,7 +320,7 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=None,
                         help="per-recording JSON lines (default OUT/records-KofN.jsonl); a rerun resumes it")
     parser.add_argument("--merge", action="store_true",
-                        help="report over every OUT/records-*.jsonl (the shards of one run)")
+                        help="measure nothing; report over every OUT/records-*.jsonl (the shards of one run)")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/szflow_bench"))
     parser.add_argument("--lsl-minutes", type=float, default=10.0, help="EEG replayed through LSL (>= 10)")
