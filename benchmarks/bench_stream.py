@@ -165,8 +165,9 @@ def measure_recording(edf: Path, args, params, model, device, precision, points,
 
 
 def agreement(args) -> dict:
-    """Measure every recording not yet in `--records` (one JSON line each, appended as it is done, so
-    an interrupted run resumes and `--shard K/N` runs merge), then report over all of them."""
+    """Measure every recording of this shard not yet in OUT/records-*.jsonl (or `--records`): one JSON
+    line each, appended as it is done, so an interrupted run resumes and shards merge; then report
+    over all of them. Records in OUT must hold every `--lookahead` asked (they may hold more)."""
     params, model, device, precision, points, checkpoint = load(args.root, args.checkpoint, args.operating_points)
     folder = args.root / params.data.root / "edf" / args.split
     edfs = sorted(folder.rglob("*.edf"))
@@ -180,7 +181,9 @@ def agreement(args) -> dict:
     mine = edfs[shard::shards]
     records_file = args.records or args.out / f"records-{shard}of{shards}.jsonl"
     records_file.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(line)["name"] for line in records_file.read_text().splitlines()} if records_file.is_file() else set()
+    # Every records file in OUT counts: a recording another shard (or an earlier run) measured is not redone.
+    done = {record["name"] for path in {*args.out.glob("records-*.jsonl"), records_file} if path.is_file()
+            for record in read_records_file(path)}
     started = time.perf_counter()
     for index, edf in enumerate(mine):
         if str(edf) in done:
@@ -190,14 +193,29 @@ def agreement(args) -> dict:
                                        lsl=edfs.index(edf) < args.lsl)
         except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
             record = {"name": str(edf), "skipped": str(exc)}
-        with open(records_file, "a") as handle:  # one whole line per recording: a cut run loses at most one
-            handle.write(json.dumps(record) + "\n")
+        # One whole line per recording: a cut run loses at most one (and its cut line is ended first).
+        cut = records_file.is_file() and records_file.stat().st_size and not records_file.read_bytes().endswith(b"\n")
+        with open(records_file, "a") as handle:
+            handle.write(("\n" if cut else "") + json.dumps(record) + "\n")
         print(f"{index + 1}/{len(mine)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return report([records_file], args, params, list(points))
+    return report(sorted(args.out.glob("records-*.jsonl")) if args.records is None else [records_file], args,
+                  params, list(points))
+
+
+def read_records_file(path: Path) -> list[dict]:
+    """The records of one file; a line cut short by a killed run is left out (that recording is
+    measured again)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            print(f"{path}: an unfinished line left out", file=sys.stderr)
+    return records
 
 
 def report(files, args, params, keys: list[str]) -> dict:
-    records = [json.loads(line) for path in files for line in Path(path).read_text().splitlines()]
+    records = [record for path in files for record in read_records_file(path)]
     skipped = [f"{Path(r['name']).name}: {r['skipped']}" for r in records if "skipped" in r]
     records = [r for r in records if "skipped" not in r]
     hours = sum(r["duration_s"] for r in records) / 3600
