@@ -125,3 +125,36 @@ def test_removal_is_a_file_without_those_electrodes(project: Path, tmp_path: Pat
     present = honest.montage.present
     first = removal.removed_electrodes(present, 4, 1, 0, "a.edf")
     assert first == removal.removed_electrodes(present, 4, 1, 0, "a.edf") and not set(first) & set(absent)
+
+
+def _stream_record(name: str, offline: list, online: list, latency: float) -> dict:
+    """One recording's record as bench_stream's `measure_recording` writes it (one point '10',
+    lookahead 5), here for a 1 h recording with one seizure at 100-160 s."""
+    entry = {"latency_onset": [latency], "latency_confirmed": [latency + 20.0], "withdrawn": 1,
+             "alarm_false_alarms": 0, "events": online, "agree": [len(online), len(offline), 0, len(online)]}
+    return {"name": name, "duration_s": 3600.0, "reference": [[100.0, 160.0]], "offline": {"10": offline},
+            "online": {"5.0": {"diff_max": 0.5, "diff_sum": 10.0, "frames": 14400, "points": {"10": entry}}}}
+
+
+def test_stream_agreement_records_merge_and_survive_a_cut_line(tmp_path: Path) -> None:
+    """The whole-split stream agreement is measured in shards that append one line per recording:
+    the report over the shards' files is the report over all the recordings, and a line a killed
+    run left unfinished is dropped (its recording measured again), not a crash."""
+    bench = _script("bench_stream")
+    args = type("Args", (), {"lookahead": [5.0]})()
+    params = load_params(REPO)
+    hit, miss = _stream_record("a", [[105.0, 150.0]], [[110.0, 150.0]], 9.0), _stream_record("b", [], [], 0.0)
+    miss["online"]["5.0"]["points"]["10"]["latency_onset"] = []
+    miss["online"]["5.0"]["points"]["10"]["latency_confirmed"] = []
+    whole = tmp_path / "whole.jsonl"
+    whole.write_text(json.dumps(hit) + "\n" + json.dumps(miss) + "\n")
+    (tmp_path / "records-0of2.jsonl").write_text(json.dumps(hit) + "\n")
+    (tmp_path / "records-1of2.jsonl").write_text(json.dumps(miss) + "\n" + '{"name": "c", "durat')
+    assert [r["name"] for r in bench.read_records_file(tmp_path / "records-1of2.jsonl")] == ["b"]
+    merged = bench.report(sorted(tmp_path.glob("records-*.jsonl")), args, params, ["10"])
+    assert merged == bench.report([whole], args, params, ["10"])
+    row = merged["by_lookahead"]["5.0"]["points"]["10"]
+    assert merged["recordings"] == 2 and merged["hours"] == pytest.approx(2.0)
+    assert row["online_ovlp"]["tp"] == 1 and row["online_ovlp"]["fn"] == 1  # one seizure found of two
+    assert merged["offline"]["10"]["tp"] == 1 and row["latency_onset"] == {"median_s": 9.0, "p90_s": 9.0, "n": 1}
+    assert merged["by_lookahead"]["5.0"]["p_abs_diff_mean"] == pytest.approx(20.0 / 28800)
