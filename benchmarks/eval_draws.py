@@ -1,7 +1,7 @@
 """Do the dev-certified operating points keep their promise on new eval data? Independent eval draws.
 
-    python benchmarks/eval_draws.py [--workdir .] [--draws 5] [--first-seed 1001] [--scratch DIR]
-        [--tracks DIR] [--cross] [--operating-points FILE ...]
+    python benchmarks/eval_draws.py [--workdir .] [--draws 5] [--first-seed 1001 | --seeds S ...]
+        [--scratch DIR] [--tracks DIR] [--cross] [--operating-points FILE ...]
 
 For each draw, a new synthetic eval split (the params' synth config, the eval split drawn from seed
 `first-seed + i`) is written, preprocessed and cached in a scratch folder, predicted with the
@@ -14,7 +14,8 @@ interval, and the baseline's sensitivity at the same point; then per point the m
 draws against the target, and the fraction of (draw, certified point) pairs within dev's range.
 `--cross` then lets every split (the workdir's dev and eval predictions and each draw) certify
 points for every other: how often the scored split's FA lies within the tuning split's prediction,
-whichever split happens to be the tuning one.
+whichever split happens to be the tuning one, and, at each frozen point's setting, how much the
+splits' false-alarm counts vary beyond what each split's patient clustering accounts for.
 
 Cost: each draw is a full eval split (~43 h of EEG at the default params): synthesis, preprocessing
 and inference, ~9.5 min per draw on a 2-core CPU. `--keep` keeps the scratch folders;
@@ -235,11 +236,43 @@ def cross_splits(params: Params, splits: dict[str, list], first_rule: bool = Fal
     return "\n".join(lines)
 
 
+def between_split_dispersion(splits: dict[str, list], frozen: dict) -> str:
+    """Do whole splits vary more than the certification assumes? At each distinct setting of the
+    frozen detector points, every split's false-alarm count X_s over its hours T_s against the pooled
+    rate (mu_s = T_s * sum X / sum T): Pearson's sum (X_s - mu_s)^2 / (mu_s * phi_s) / (splits - 1),
+    with phi_s the split's own per-patient dispersion. About 1 when a split's count varies as its
+    patient clustering says (what the prediction interval assumes); above 1, splits differ by more."""
+    lines = [("| setting (threshold) | points | false alarms per split | between-split dispersion "
+              "over the patient clustering | over Poisson |"), "|---|---|---|---|---|"]
+    settings: dict[tuple, list[str]] = {}
+    for key, point in frozen["detector"].items():
+        settings.setdefault(tuple(point.get(k) for k in ("smoothing_s", "threshold", "hysteresis_low",
+                                                          "min_duration_s", "merge_gap_s")), []).append(key)
+    names = list(splits)
+    hours = np.array([sum(t.duration_s for t in splits[name]) for name in names])
+    for keys in settings.values():
+        point = frozen["detector"][keys[0]]
+        rows = [sweep_thresholds(splits[name], [point["threshold"]], point)[0] for name in names]
+        counts = np.array([row["fp"] for row in rows], dtype=np.float64)
+        if counts.sum() == 0:
+            continue
+        phi = np.array([row["fa_dispersion"] for row in rows])
+        expected = hours * counts.sum() / hours.sum()
+        over_poisson = float(((counts - expected) ** 2 / expected).sum()) / (len(names) - 1)
+        over_patients = float(((counts - expected) ** 2 / (expected * phi)).sum()) / (len(names) - 1)
+        lines.append(f"| {point['threshold']:g} | {', '.join(keys)} | "
+                     f"{', '.join(f'{n} {int(c)}' for n, c in zip(names, counts))} | {over_patients:.2f} "
+                     f"| {over_poisson:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("."))
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=1001)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="the draws' seeds, instead of --draws seeds from --first-seed (e.g. 1001 1002 2001)")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the draws (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
     parser.add_argument("--json", type=Path, default=None, help="also write every draw's scores here")
@@ -265,8 +298,8 @@ def main() -> None:
     draws: dict[Path, dict[int, dict]] = {path: {} for path in files}
     all_tracks: dict[int, list] = {}
     try:
-        for i in range(args.draws):
-            seed = args.first_seed + i
+        seeds = args.seeds or [args.first_seed + i for i in range(args.draws)]
+        for seed in seeds:
             tracks, base_tracks, step = stored_draw_tracks(workdir, params, seed, root / f"draw_{seed}",
                                                            args.eval_patients, args.background_recordings,
                                                            args.tracks)
@@ -290,6 +323,9 @@ def main() -> None:
     if args.cross:
         splits = {split: read_tracks(workdir / "predictions" / split / "tracks.npz") for split in ("dev", "eval")}
         splits.update({f"draw {seed}": tracks for seed, tracks in all_tracks.items()})
+        for path, points in frozen.items():
+            print(f"\n## Between-split dispersion at the settings of {path} ({len(splits)} splits)\n")
+            print(between_split_dispersion(splits, points))
         print("\n## Every split certifying for every other\n")
         print(cross_splits(params, splits))
         print("\n## The same with the first rule (upper end of the rate's Poisson interval)\n")

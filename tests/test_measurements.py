@@ -1,5 +1,6 @@
 """Smoke runs of the electrode measurements (benchmarks/montage_equivalence.py and
-benchmarks/electrode_removal.py) on a tiny finished project, and the honesty of the removal."""
+benchmarks/electrode_removal.py) on a tiny finished project, and the honesty of the removal; the
+parts of the other measurement scripts that compute a reported number from given inputs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 
 from szflow.config import load_params
 from szflow.data.edf import read_eeg
+from szflow.scoring.sweep import ProbabilityTrack
 from szflow.signal.chain import preprocess_recording
 from szflow.synth import make_plan, write_recording
 from szflow.synth.variants import Variant
@@ -158,3 +160,33 @@ def test_stream_agreement_records_merge_and_survive_a_cut_line(tmp_path: Path) -
     assert row["online_ovlp"]["tp"] == 1 and row["online_ovlp"]["fn"] == 1  # one seizure found of two
     assert merged["offline"]["10"]["tp"] == 1 and row["latency_onset"] == {"median_s": 9.0, "p90_s": 9.0, "n": 1}
     assert merged["by_lookahead"]["5.0"]["p_abs_diff_mean"] == pytest.approx(20.0 / 28800)
+
+
+def _false_alarm_track(recording_id: str, alarms: int, hours: float = 1.0) -> ProbabilityTrack:
+    rate = 1.0
+    probabilities = np.zeros(int(hours * 3600 * rate), np.float32)
+    for k in range(alarms):  # 60 s events, 5 minutes apart, no reference: each is one false alarm
+        probabilities[300 * k + 10: 300 * k + 70] = 1.0
+    return ProbabilityTrack(recording_id, probabilities, rate, hours * 3600.0)
+
+
+def test_between_split_dispersion_reads_one_for_alike_splits_and_more_for_splits_that_differ():
+    draws = _script("eval_draws")
+    point = {"smoothing_s": 0.0, "threshold": 0.5, "hysteresis_low": None, "min_duration_s": 0.0,
+             "merge_gap_s": 0.0}
+    frozen = {"detector": {"10": point, "5": dict(point)}}
+
+    def split(name: str, per_patient: list[int]) -> list:
+        return [_false_alarm_track(f"{name}{i:03d}_s001_t000", n) for i, n in enumerate(per_patient)]
+
+    alike = {"a": split("a", [1] * 10), "b": split("b", [1] * 10), "c": split("c", [1] * 10)}
+    table = draws.between_split_dispersion(alike, frozen)
+    row = table.splitlines()[2]
+    assert "| 10, 5 |" in row and "a 10, b 10, c 10" in row and row.endswith("| 0.00 | 0.00 |")
+    # Ten hour-long patients per split; 2, 10 and 18 false alarms against 10 expected in each: over
+    # Poisson sum (x - 10)^2 / 10 / 2 = 6.4; c's alarms come in twos (dispersion 34 / 18), which
+    # accounts for part of its excess.
+    apart = {"a": split("a", [1, 1] + [0] * 8), "b": split("b", [1] * 10), "c": split("c", [2] * 8 + [1, 1])}
+    row = draws.between_split_dispersion(apart, frozen).splitlines()[2]
+    assert "a 2, b 10, c 18" in row
+    assert row.endswith(f"| {(6.4 + 6.4 / (34 / 18)) / 2:.2f} | 6.40 |")
