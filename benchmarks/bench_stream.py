@@ -184,6 +184,7 @@ def agreement(args) -> dict:
     # Every records file in OUT counts: a recording another shard (or an earlier run) measured is not redone.
     done = {record["name"] for path in {*args.out.glob("records-*.jsonl"), records_file} if path.is_file()
             for record in read_records_file(path)}
+    end_cut_line(records_file)
     started = time.perf_counter()
     for index, edf in enumerate(mine):
         if str(edf) in done:
@@ -193,13 +194,21 @@ def agreement(args) -> dict:
                                        lsl=edfs.index(edf) < args.lsl)
         except Exception as exc:  # noqa: BLE001 - the broken files of the corpus are reported and skipped
             record = {"name": str(edf), "skipped": str(exc)}
-        # One whole line per recording: a cut run loses at most one (and its cut line is ended first).
-        cut = records_file.is_file() and records_file.stat().st_size and not records_file.read_bytes().endswith(b"\n")
-        with open(records_file, "a") as handle:
-            handle.write(("\n" if cut else "") + json.dumps(record) + "\n")
+        with open(records_file, "a") as handle:  # one whole line per recording: a cut run loses at most one
+            handle.write(json.dumps(record) + "\n")
         print(f"{index + 1}/{len(mine)} {edf.name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return report(sorted(args.out.glob("records-*.jsonl")) if args.records is None else [records_file], args,
                   params, list(points))
+
+
+def end_cut_line(path: Path) -> None:
+    """End the last line of a records file that a killed run left unfinished, so the next record
+    appended starts a line of its own (the cut one is then left out by `read_records_file`)."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
 
 
 def read_records_file(path: Path) -> list[dict]:

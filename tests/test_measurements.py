@@ -153,6 +153,13 @@ def test_stream_agreement_records_merge_and_survive_a_cut_line(tmp_path: Path) -
     (tmp_path / "records-0of2.jsonl").write_text(json.dumps(hit) + "\n")
     (tmp_path / "records-1of2.jsonl").write_text(json.dumps(miss) + "\n" + '{"name": "c", "durat')
     assert [r["name"] for r in bench.read_records_file(tmp_path / "records-1of2.jsonl")] == ["b"]
+    resumed = tmp_path / "resumed.jsonl"  # a resumed run ends the cut line once, then appends whole lines
+    resumed.write_text(json.dumps(miss) + "\n" + '{"name": "c", "durat')
+    bench.end_cut_line(resumed)
+    bench.end_cut_line(resumed)  # a whole last line is left as it is
+    with open(resumed, "a") as handle:
+        handle.write(json.dumps(hit) + "\n")
+    assert [r["name"] for r in bench.read_records_file(resumed)] == ["b", "a"]
     merged = bench.report(sorted(tmp_path.glob("records-*.jsonl")), args, params, ["10"])
     assert merged == bench.report([whole], args, params, ["10"])
     row = merged["by_lookahead"]["5.0"]["points"]["10"]
