@@ -236,6 +236,14 @@ def cross_splits(params: Params, splits: dict[str, list], first_rule: bool = Fal
     return "\n".join(lines)
 
 
+def _excess_dispersion(counts: np.ndarray, hours: np.ndarray, phi: np.ndarray) -> tuple[float, float]:
+    """Pearson's statistic per degree of freedom of the splits' false-alarm counts against the pooled
+    rate (mu_s = T_s * sum X / sum T): over the splits' own patient clustering phi_s, and over Poisson."""
+    expected = hours * counts.sum() / hours.sum()
+    squares = (counts - expected) ** 2 / expected
+    return float((squares / phi).sum()) / (len(counts) - 1), float(squares.sum()) / (len(counts) - 1)
+
+
 def between_split_dispersion(splits: dict[str, list], frozen: dict) -> str:
     """Do whole splits vary more than the certification assumes? At each distinct setting of the
     frozen detector points, every split's false-alarm count X_s over its hours T_s against the pooled
@@ -256,14 +264,44 @@ def between_split_dispersion(splits: dict[str, list], frozen: dict) -> str:
         counts = np.array([row["fp"] for row in rows], dtype=np.float64)
         if counts.sum() == 0:
             continue
-        phi = np.array([row["fa_dispersion"] for row in rows])
-        expected = hours * counts.sum() / hours.sum()
-        over_poisson = float(((counts - expected) ** 2 / expected).sum()) / (len(names) - 1)
-        over_patients = float(((counts - expected) ** 2 / (expected * phi)).sum()) / (len(names) - 1)
+        over_patients, over_poisson = _excess_dispersion(counts, hours,
+                                                         np.array([row["fa_dispersion"] for row in rows]))
         lines.append(f"| {point['threshold']:g} | {', '.join(keys)} | "
                      f"{', '.join(f'{n} {int(c)}' for n, c in zip(names, counts))} | {over_patients:.2f} "
                      f"| {over_poisson:.2f} |")
     return "\n".join(lines)
+
+
+def between_split_dispersion_over_grid(splits: dict[str, list], params: Params) -> tuple[str, float | None]:
+    """The between-split dispersion (as `between_split_dispersion`) at every threshold of the params'
+    grid, the rest of the post-processing at the family's first setting, and its mean over the
+    thresholds whose pooled FA/24h lies within the targets (where operating points can sit): the
+    value `eval.between_split_dispersion` holds. Returns the table and that mean (None when no
+    threshold's rate lies within the targets)."""
+    grid = params.eval.tuning_grid()
+    family = {"smoothing_s": grid["smoothing_grid_s"][0], "hysteresis_low": grid["hysteresis_low_grid"][0],
+              "min_duration_s": grid["min_duration_grid_s"][0], "merge_gap_s": grid["merge_gap_grid_s"][0]}
+    targets = params.eval.operating_points_fa_per_24h
+    names = list(splits)
+    hours = np.array([sum(t.duration_s for t in splits[name]) for name in names])
+    sweeps = [sweep_thresholds(splits[name], grid["threshold_grid"], family) for name in names]
+    lines = ["| threshold | pooled FA/24h | within the targets | between-split dispersion |", "|---|---|---|---|"]
+    within: list[float] = []
+    for k, threshold in enumerate(grid["threshold_grid"]):
+        counts = np.array([rows[k]["fp"] for rows in sweeps], dtype=np.float64)
+        if counts.sum() == 0:
+            continue
+        excess = _excess_dispersion(counts, hours, np.array([rows[k]["fa_dispersion"] for rows in sweeps]))[0]
+        rate = counts.sum() / hours.sum() * 86_400.0
+        inside = min(targets) <= rate <= max(targets)
+        if inside:
+            within.append(excess)
+        lines.append(f"| {threshold:g} | {rate:.2f} | {'yes' if inside else 'no'} | {excess:.2f} |")
+    mean = float(np.mean(within)) if within else None
+    lines += ["", (f"mean over the {len(within)} thresholds within the targets: {mean:.2f} "
+                   f"(params: eval.between_split_dispersion = {params.eval.between_split_dispersion:g})"
+                   if mean is not None else "no threshold's pooled rate lies within the targets")]
+    return "\n".join(lines), mean
 
 
 def main() -> None:
@@ -326,6 +364,8 @@ def main() -> None:
         for path, points in frozen.items():
             print(f"\n## Between-split dispersion at the settings of {path} ({len(splits)} splits)\n")
             print(between_split_dispersion(splits, points))
+        print(f"\n## Between-split dispersion over the threshold grid ({len(splits)} splits)\n")
+        print(between_split_dispersion_over_grid(splits, params)[0])
         print("\n## Every split certifying for every other\n")
         print(cross_splits(params, splits))
         print("\n## The same with the first rule (upper end of the rate's Poisson interval)\n")

@@ -222,6 +222,12 @@ def test_electrodes_are_defined_once():
     assert N_CHANNELS == len(ELECTRODES) == load_params(ROOT).model.in_channels
 
 
+def test_between_split_dispersion_below_one_is_rejected():
+    assert load_params(ROOT).eval.between_split_dispersion >= 1.0
+    with pytest.raises(ConfigError, match=r"eval\.between_split_dispersion"):
+        load_params(ROOT, overrides={"eval.between_split_dispersion": 0.5})
+
+
 def test_frame_rate_must_divide_the_sample_rate():
     expected = r"params\.yaml: model\.frame_rate_hz \(3\) must divide preprocess\.sample_rate_hz"
     with pytest.raises(ConfigError, match=expected):

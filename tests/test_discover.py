@@ -11,11 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from szflow.cli import app
-from szflow.config import ELECTRODES
+from szflow.config import ELECTRODES, load_params
 from szflow.data.annotations import Annotation, Event, write_csv, write_csv_bi, write_events_tsv
 from szflow.data.discover import COLUMNS, discover_corpus
 from szflow.data.summary import format_summary, scan_edf_header, summarise_corpus
 from szflow.errors import EdfError, InputFileError
+from szflow.scoring.intervals import hours_to_certify
 from szflow.synth.writer import EdfSignal, write_edf_signals
 
 LABELS = {"01_tcp_ar": "REF", "02_tcp_le": "LE", "03_tcp_ar_a": "REF"}
@@ -215,6 +216,23 @@ def test_summary_text_table(tusz_root: Path) -> None:
     assert "failed files (7):" in text
     assert "EDF shorter than annotation: 12.0 s vs 600.0 s" in text
     assert text.startswith(format_summary(summarise_corpus(tusz_root)) + "\n\nhours to certify")
+
+
+def test_summary_counts_the_hours_a_target_needs_with_the_between_split_dispersion(tusz_root: Path,
+                                                                                   tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    dispersion = load_params(root).eval.between_split_dispersion
+
+    def needed(*options: str) -> float:
+        result = CliRunner().invoke(app, ["corpus", "summary", str(tusz_root), "--json", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["certification"]["dev"]["10"]["hours_needed"]
+
+    assert needed("--params-dir", str(root)) == pytest.approx(hours_to_certify(10.0, dispersion=dispersion))
+    assert needed("--params-dir", str(tmp_path)) == pytest.approx(hours_to_certify(10.0))
+    assert needed("--between-split-dispersion", "3") == pytest.approx(3 * hours_to_certify(10.0))
+    refused = CliRunner().invoke(app, ["corpus", "summary", str(tusz_root), "--between-split-dispersion", "0.5"])
+    assert refused.exit_code == 2
 
 
 def test_summary_of_unrecognisable_root_fails_cleanly(tmp_path: Path) -> None:

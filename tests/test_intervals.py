@@ -11,7 +11,7 @@ from scipy.stats import binom, poisson
 from timescoring import scoring as ts_scoring
 from timescoring.annotations import Annotation
 
-from szflow.evaluate import headline, split_report
+from szflow.evaluate import certification, headline, split_report
 from szflow.scoring import ProbabilityTrack, RecordingEvents, score_corpus, tune_operating_points
 from szflow.scoring.intervals import (
     BOOTSTRAP_RESAMPLES,
@@ -170,6 +170,40 @@ def test_certification_keeps_the_best_point_whose_prediction_meets_the_target(bu
     assert points["5"]["certified"] and points["5"]["threshold"] == 0.99 and points["5"]["fp"] == 0
 
 
+def test_between_split_dispersion_widens_the_prediction_like_clustering_does():
+    # Three false bumps in three patients certify 10/24h at 0.5 on their own (previous test); a
+    # between-split dispersion of 3 counts them as the one-patient case does (13.6/24h predicted),
+    # so only 0.99 certifies 10, and every target needs three times the hours.
+    bumps = {i: [] for i in range(20)}
+    for k in range(3):
+        bumps[k].append(3000 + 1000 * k)
+    tracks = [_flat_track(f"p{i}_s001_t000", 2.0, bumps[i], bump_p=0.97) for i in range(20)]
+    plain = tune_operating_points(tracks, [10], threshold_grid=[0.5, 0.99], certify=True)["10"]
+    wide = tune_operating_points(tracks, [10], threshold_grid=[0.5, 0.99], certify=True,
+                                 between_split_dispersion=3.0)["10"]
+    assert plain["threshold"] == 0.5 and plain["between_split_dispersion"] == 1.0
+    assert wide["certified"] and wide["threshold"] == 0.99 and wide["between_split_dispersion"] == 3.0
+    assert wide["hours_needed"] == pytest.approx(3 * hours_to_certify(10.0))
+    at_half = tune_operating_points(tracks, [100], threshold_grid=[0.5], certify=True,
+                                    between_split_dispersion=3.0)["100"]
+    assert at_half["fa_dispersion"] == pytest.approx(1.0)
+    assert at_half["fa_per_24h_predicted"][1] == pytest.approx(13.6, abs=0.1)
+
+
+def test_eval_states_dev_prediction_with_the_points_between_split_dispersion():
+    point = {"fp": 4, "fa_dispersion": 1.5, "hours_scored": 60.0, "between_split_dispersion": 2.0,
+             "certified": True}
+    stated = certification("10", point, duration_s=40 * 3600.0, false_alarms=9)
+    expected = fa_prediction_interval(4, 60 * 3600.0, 40 * 3600.0, 3.0)
+    assert stated["fa_per_24h_predicted"] == pytest.approx(expected)
+    assert stated["between_split_dispersion"] == 2.0
+    assert stated["fa_within_prediction"] == (expected[0] <= 9 / 40 * 24 <= expected[1])
+    # Without the factor (a points file from before it) the prediction is the narrower one.
+    narrow = certification("10", {k: v for k, v in point.items() if k != "between_split_dispersion"},
+                           duration_s=40 * 3600.0)["fa_per_24h_predicted"]
+    assert narrow[1] < expected[1]
+
+
 def _recording(rid: str, duration: float, ref, hyp) -> RecordingEvents:
     return RecordingEvents(rid, duration, list(ref), list(hyp))
 
@@ -246,3 +280,8 @@ def test_certification_hours_compare_the_split_with_what_each_target_needs():
     assert table["eval"]["1"]["enough"]
     assert table["dev"]["1"]["hours_needed"] == pytest.approx(hours_to_certify(1.0))
     assert "1/24h needs 127.7 h (too few)" in format_certification_hours(table)
+    wide = certification_hours({"dev": 60.0}, [2.5], between_split_dispersion=2.0)
+    assert wide["dev"]["2.5"]["hours_needed"] == pytest.approx(2 * hours_to_certify(2.5))
+    assert not wide["dev"]["2.5"]["enough"]
+    assert "2.5/24h needs 102.2 h (too few)" in format_certification_hours(wide)
+    assert "between-split dispersion 2" in format_certification_hours(wide)

@@ -197,3 +197,25 @@ def test_between_split_dispersion_reads_one_for_alike_splits_and_more_for_splits
     row = draws.between_split_dispersion(apart, frozen).splitlines()[2]
     assert "a 2, b 10, c 18" in row
     assert row.endswith(f"| {(6.4 + 6.4 / (34 / 18)) / 2:.2f} | 6.40 |")
+
+
+def test_between_split_dispersion_over_the_grid_averages_where_the_targets_lie():
+    draws = _script("eval_draws")
+    params = load_params(Path(__file__).resolve().parents[1], overrides={
+        "eval.threshold_grid": [0.5, 0.9], "eval.smoothing_grid_s": [0.0], "eval.min_duration_grid_s": [0.0],
+        "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None],
+        "eval.operating_points_fa_per_24h": [30, 10]})
+
+    def split(name: str, per_patient: list[int]) -> list:
+        return [_false_alarm_track(f"{name}{i:03d}_s001_t000", n) for i, n in enumerate(per_patient)]
+
+    # The splits of the previous test: 30 false alarms in 30 h (24/24h, within 10-30) at both thresholds.
+    apart = {"a": split("a", [1, 1] + [0] * 8), "b": split("b", [1] * 10), "c": split("c", [2] * 8 + [1, 1])}
+    table, mean = draws.between_split_dispersion_over_grid(apart, params)
+    assert mean == pytest.approx((6.4 + 6.4 / (34 / 18)) / 2)
+    assert "| 0.9 | 24.00 | yes |" in table and "mean over the 2 thresholds within the targets" in table
+    low = load_params(Path(__file__).resolve().parents[1], overrides={
+        "eval.threshold_grid": [0.5], "eval.smoothing_grid_s": [0.0], "eval.min_duration_grid_s": [0.0],
+        "eval.merge_gap_grid_s": [0.0], "eval.hysteresis_low_grid": [None]})
+    table, mean = draws.between_split_dispersion_over_grid(apart, low)
+    assert mean is None and "| 0.5 | 24.00 | no |" in table

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import struct
 from pathlib import Path
 
@@ -120,12 +121,17 @@ def test_kill_and_resume_is_bit_exact(tmp_path, hard_background_weight, caplog, 
     with pytest.raises(Killed):
         _run(params, resumed, on_step=kill)
     assert load_checkpoint(resumed / "models" / "last.pt").step == 6
+    # DVC deletes a stage's outputs (the curves among them) before it runs the stage again.
+    shutil.rmtree(resumed / "metrics" / "train_curves")
     result = _run(params, resumed)
     assert result["resumed_from_step"] == 6 and result["steps"] == 10
     assert _same_weights(runs["straight"] / "models" / "last.pt", resumed / "models" / "last.pt")
     assert _same_weights(runs["straight"] / "models" / "best.pt", resumed / "models" / "best.pt")
-    # The curves of the replayed steps are not duplicated and match the uninterrupted run.
-    pd.testing.assert_frame_equal(_curve(runs["straight"], "train/loss"), _curve(resumed, "train/loss"))
+    # The curves are whole again (the steps before the resume from last.pt), none duplicated, and
+    # match the uninterrupted run.
+    for name in ("train/loss", "train/lr", "val/auroc"):
+        pd.testing.assert_frame_equal(_curve(runs["straight"], name), _curve(resumed, name))
+    assert len(_curve(resumed, "train/loss")) == 10
     hard_lines = [r.getMessage() for r in caplog.records if "hard background windows" in r.getMessage()]
     assert bool(hard_lines) == (hard_background_weight > 0)
     if hard_background_weight:
@@ -196,9 +202,13 @@ def test_changed_params_start_fresh_with_a_log_line(workdir, caplog):
     assert "not resuming" in caplog.text and "params hash" in caplog.text
     # A finished run with the same params resumes as finished: nothing is retrained.
     caplog.clear()
+    shutil.rmtree(workdir / "metrics" / "train_curves")  # as DVC does before re-running the stage
     with caplog.at_level(logging.INFO, logger="szflow.train"):
         again = _run(tiny_params(**SHORT, **{"train.lr": 1e-3}), workdir)
     assert again["resumed_from_step"] == 4 and again["val_auroc"] == result["val_auroc"]
+    # Resumed at its last step, the run still has the curves of all its steps.
+    assert _curve(workdir, "train/loss")["step"].tolist() == [1, 2, 3, 4]
+    assert _curve(workdir, "val/auroc")["step"].tolist() == [4]
 
 
 def test_best_checkpoint_follows_the_selection_metric_and_early_stops(workdir, monkeypatch):
@@ -367,6 +377,23 @@ def test_dvclive_curves_resume_without_duplicate_steps(tmp_path):
     logger.close()
     frame = pd.read_csv(curves / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
     assert frame["step"].tolist() == [1, 2, 3, 4] and frame["loss"].tolist() == [1.0, 2.0, 3.0, 40.0]
+
+
+def test_dvclive_curves_are_rewritten_from_the_checkpoint_history(tmp_path):
+    curves = tmp_path / "curves"
+    logger = RunLogger(curves, wandb_mode="disabled")
+    for step in range(1, 6):
+        logger.log(step, {"train/loss": float(step)})
+    history = [list(row) for row in logger.history[:3]]  # what a checkpoint at step 3 carries
+    logger.close()
+    shutil.rmtree(curves)
+    logger = RunLogger(curves, wandb_mode="disabled", resume_step=3, history=history + [[4, {"train/loss": 9.0}]])
+    logger.log(4, {"train/loss": 40.0})
+    logger.close()
+    frame = pd.read_csv(curves / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
+    assert frame["step"].tolist() == [1, 2, 3, 4] and frame["loss"].tolist() == [1.0, 2.0, 3.0, 40.0]
+    assert logger.history == [[1, {"train/loss": 1.0}], [2, {"train/loss": 2.0}], [3, {"train/loss": 3.0}],
+                              [4, {"train/loss": 40.0}]]
 
 
 # ----------------------------------------------------------------------------- parts

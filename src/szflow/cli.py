@@ -82,15 +82,24 @@ def corpus_summary(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     targets: list[float] = typer.Option([10.0, 5.0, 2.5, 1.0], "--target",
                                         help="False alarms per 24 h to check the hours against (repeatable)."),
+    between_split_dispersion: float | None = typer.Option(
+        None, "--between-split-dispersion", min=1.0,
+        help="How much more whole splits vary than their patients (default: eval.between_split_dispersion "
+             "of the params.yaml in --params-dir, 1 without one)."),
+    params_dir: Path = typer.Option(Path("."), "--params-dir", help="Project folder holding params.yaml."),
 ) -> None:
     """Per split: patients, recordings, hours, seizures, montages, rates, failed files, and the
     hours each false-alarm target needs to be certified against the hours the split has."""
     try:
+        if between_split_dispersion is None:
+            between_split_dispersion = (load_params(params_dir).eval.between_split_dispersion
+                                        if (params_dir / "params.yaml").is_file() else 1.0)
         summary = summarise_corpus(root)
-    except SzflowError as exc:
+    except (SzflowError, ValueError) as exc:
         _fail(exc)
     hours = {name: split["hours"] for name, split in summary["splits"].items()}
-    summary["certification"] = certification_hours(hours, targets)
+    summary["certification"] = certification_hours(hours, targets,
+                                                   between_split_dispersion=between_split_dispersion)
     typer.echo(json.dumps(summary) if as_json else
                format_summary(summary) + "\n\n" + format_certification_hours(summary["certification"]))
 

@@ -196,6 +196,9 @@ class EvalConfig(_Strict):
     merge_gap_grid_s: list[float] = Field(min_length=1)
     # Lower thresholds that extend an event once the threshold is crossed; null: no hysteresis.
     hysteresis_low_grid: list[Annotated[float, Field(gt=0, lt=1)] | None] = Field(min_length=1)
+    # How much more whole splits' false-alarm counts vary than their patient clustering says (1: no
+    # more); it widens the prediction certification rests on (szflow.scoring.intervals).
+    between_split_dispersion: float = Field(ge=1)
     timeline_recordings: int = Field(ge=0)
 
     def tuning_grid(self) -> dict[str, list]:

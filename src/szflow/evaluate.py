@@ -77,8 +77,8 @@ def score_at_operating_points(tracks, operating_points: dict[str, dict]) -> dict
 def certification(key: str, point: dict, duration_s: float | None = None, false_alarms: int | None = None) -> dict:
     """What dev promised for a frozen point: the target, whether dev certified it (the FA/24h
     predicted for a new split of dev's hours at or below the target), dev's false alarms, their
-    dispersion over patients, the rate's interval and that prediction, the hours dev scored and the
-    hours certifying the target takes. Given the hours and false alarms of the split now scored,
+    dispersion over patients, the between-split dispersion the prediction adds, the rate's interval
+    and that prediction, the hours dev scored and the hours certifying the target takes. Given the hours and false alarms of the split now scored,
     also what dev predicts for a split of those hours (`fa_per_24h_predicted`) and whether this
     split's FA/24h lies within it. A points file from before certification says certified: false."""
     out = {
@@ -86,6 +86,7 @@ def certification(key: str, point: dict, duration_s: float | None = None, false_
         "certified": bool(point.get("certified", False)),
         "dev_false_alarms": point.get("fp"),
         "dev_fa_dispersion": point.get("fa_dispersion"),
+        "between_split_dispersion": point.get("between_split_dispersion", 1.0),
         "dev_fa_per_24h": point.get("fa_per_24h"),
         "dev_fa_per_24h_interval": point.get("fa_per_24h_interval"),
         "dev_fa_per_24h_predicted": point.get("fa_per_24h_predicted"),
@@ -93,8 +94,9 @@ def certification(key: str, point: dict, duration_s: float | None = None, false_
         "hours_needed": point.get("hours_needed"),
     }
     if duration_s is not None and point.get("hours_scored") and point.get("fp") is not None:
+        dispersion = (point.get("fa_dispersion") or 1.0) * point.get("between_split_dispersion", 1.0)
         predicted = fa_prediction_interval(point["fp"], float(point["hours_scored"]) * 3600.0, duration_s,
-                                           point.get("fa_dispersion") or 1.0)
+                                           dispersion)
         out["fa_per_24h_predicted"] = predicted
         if false_alarms is not None:
             rate = fa_per_24h(false_alarms, duration_s)
@@ -105,8 +107,9 @@ def certification(key: str, point: dict, duration_s: float | None = None, false_
 def tune(params: Params, tracks) -> dict[str, dict]:
     """Operating points tuned on `tracks`, each certified only when the upper end of the FA/24h
     predicted for a new split of the same hours meets the target (`tune_operating_points(...,
-    certify=True)`)."""
+    certify=True)`, with the params' between-split dispersion)."""
     points = tune_operating_points(tracks, params.eval.operating_points_fa_per_24h, certify=True,
+                                   between_split_dispersion=params.eval.between_split_dispersion,
                                    **params.eval.tuning_grid())
     return {target_key(float(key)): value for key, value in points.items()}
 

@@ -241,6 +241,7 @@ def tune_operating_points(
     hysteresis_low_grid: Sequence[float | None] = (None,),
     certify: bool = False,
     confidence: float = CONFIDENCE,
+    between_split_dispersion: float = 1.0,
 ) -> dict[str, dict]:
     """For each FA/24h target, the grid setting with the highest OVLP sensitivity whose FA/24h is
     <= the target on these tracks; ties go to the lower FA/24h, then to the first in grid order
@@ -256,7 +257,9 @@ def tune_operating_points(
     With `certify`, a setting qualifies only when the upper end of the FA/24h predicted for a new
     split of the same hours (`confidence`, false alarms clustered by patient) is at or below the
     target, not its observed rate (`szflow.scoring.intervals`): the point then keeps its promise on
-    new data of the same kind. Each point also gets `certified`, `fa_dispersion`,
+    new data of the same kind. The prediction counts false alarms with the patient dispersion times
+    `between_split_dispersion` (how much more whole splits vary; 1: not at all). Each point also
+    gets `certified`, `fa_dispersion`, `between_split_dispersion`,
     `fa_per_24h_interval` (the exact Poisson interval of the rate), `fa_per_24h_predicted` (the
     prediction it was certified on), `hours_scored` and `hours_needed` (the hours without a single
     false alarm that certifying the target takes). When nothing qualifies, the point is the setting
@@ -287,12 +290,13 @@ def tune_operating_points(
                             **_ovlp_row(corpus, events),
                         })
     duration = corpus.total_duration
+    between = max(1.0, float(between_split_dispersion))
     result: dict[str, dict] = {}
     for target in targets_fa_per_24h:
         target = float(target)
         if certify:
             feasible = [c for c in candidates
-                        if certifies(c["fp"], duration, target, c["fa_dispersion"], confidence)]
+                        if certifies(c["fp"], duration, target, c["fa_dispersion"] * between, confidence)]
         else:
             # A relative 1e-12 keeps FP / duration x 86,400 float noise from failing an exact hit.
             feasible = [c for c in candidates if c["fa_per_24h"] <= target * (1 + 1e-12)]
@@ -304,11 +308,12 @@ def tune_operating_points(
         if certify:
             point.update({
                 "certified": bool(feasible),
+                "between_split_dispersion": between,
                 "fa_per_24h_interval": fa_interval(best["fp"], duration, confidence),
                 "fa_per_24h_predicted": fa_prediction_interval(best["fp"], duration, duration,
-                                                               best["fa_dispersion"], confidence),
+                                                               best["fa_dispersion"] * between, confidence),
                 "hours_scored": duration / 3600.0,
-                "hours_needed": hours_to_certify(target, confidence),
+                "hours_needed": hours_to_certify(target, confidence, between),
             })
         result[target_key(target)] = point
     return result

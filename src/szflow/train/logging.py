@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,15 @@ def _trim_curves(curves_dir: Path, last_step: int) -> None:
 
 
 class RunLogger:
-    """One sink for scalar metrics keyed by optimizer step. Metric names are strings, values numbers."""
+    """One sink for scalar metrics keyed by optimizer step. Metric names are strings, values numbers.
+
+    `history` holds every DVCLive row logged ([step, {name: value}]) so that last.pt can carry it. A
+    run resumed with the history of its checkpoint rewrites the curves from it (rows up to
+    `resume_step`) before it logs more: DVC deletes a stage's outputs before running it, so a train
+    stage that resumes from last.pt (interrupted, or re-run at its last step) would otherwise keep
+    only the steps after the resume. Without a history (a checkpoint from before it), the curves
+    left on disk are trimmed to `resume_step` and continued.
+    """
 
     def __init__(
         self,
@@ -91,16 +100,27 @@ class RunLogger:
         wandb_run_id: str | None = None,
         wandb_dir: str | Path | None = None,
         wandb_project: str | None = None,
+        history: list | None = None,
     ):
         from dvclive import Live
 
         self.curves_dir = Path(curves_dir)
-        resume = resume_step is not None and self.curves_dir.exists()
+        self.history: list[list] = []
+        replay = resume_step is not None and history is not None
+        if replay:
+            # The checkpoint's history is the record; what is on disk may hold steps it replays.
+            shutil.rmtree(self.curves_dir, ignore_errors=True)
+        resume = not replay and resume_step is not None and self.curves_dir.exists()
         if resume:
             _trim_curves(self.curves_dir, int(resume_step))
         # dvcyaml=False / save_dvc_exp=False: inside a DVC stage Live must not rewrite dvc.yaml or
         # create experiments (DESIGN.md §2); plots are declared once in dvc.yaml.
         self.live = Live(dir=str(self.curves_dir), resume=resume, dvcyaml=False, save_dvc_exp=False)
+        if replay:
+            for step, metrics in history:
+                if int(step) <= int(resume_step):
+                    self._log_live(int(step), metrics)
+            self.live.make_summary()
         self.wandb_mode = wandb_mode
         self.run = None
         if wandb_mode != "disabled":
@@ -131,11 +151,16 @@ class RunLogger:
         machine-dependent in them, two identical runs give identical files, and DVC restores the
         stages after train from the run-cache instead of re-running them.
         """
-        self.live.step = int(step)
-        for name, value in metrics.items():
-            self.live.log_metric(str(name), float(value))
+        self._log_live(step, metrics)
         if self.run is not None:
             self.run.log({str(k): float(v) for k, v in {**metrics, **(timings or {})}.items()}, step=int(step))
+
+    def _log_live(self, step: int, metrics: Mapping[str, float | int]) -> None:
+        row = {str(name): float(value) for name, value in metrics.items()}
+        self.history.append([int(step), row])
+        self.live.step = int(step)
+        for name, value in row.items():
+            self.live.log_metric(name, value)
 
     def flush(self) -> None:
         self.live.make_summary()

@@ -216,6 +216,7 @@ class Trainer:
         self.selection = Selection()
         self.finished = self.stopped_early = False
         self.wandb_run_id: str | None = None
+        self.resumed_curves: list | None = None
         ckpt = self._resume()
         self.resumed_from = self.step if ckpt is not None else None
         self.last_saved = f"step {self.step}" if ckpt is not None else "none written yet"
@@ -353,6 +354,8 @@ class Trainer:
             "rng": capture_rng_state(), "selection": self.selection.state_dict(),
             "windows_seen": self.windows_seen, "train_time_s": self.train_time_s, "finished": self.finished,
             "stopped_early": self.stopped_early, "wandb_run_id": self.wandb_run_id or "",
+            # The curves logged so far: a resumed run rewrites them (szflow.train.logging.RunLogger).
+            "curves": self.logger.history if self.logger is not None else [],
         }
 
     def log_step(self, loss: float, lr: float, grad_norm: float, windows_per_s: float, bar: tqdm) -> None:
@@ -440,6 +443,7 @@ class Trainer:
         self.train_time_s = float(state["train_time_s"])
         self.finished, self.stopped_early = bool(state["finished"]), bool(state["stopped_early"])
         self.wandb_run_id = state.get("wandb_run_id") or None
+        self.resumed_curves = state.get("curves")
         log.info("resuming from %s at step %d (best so far: step %d)", self.paths.last, self.step,
                  self.selection.best_step)
         return ckpt
@@ -474,7 +478,7 @@ class Trainer:
                   "hardware": p.hardware.model_dump(mode="json"), "mamba_impl_used": self.model.mamba_impl_used}
         logger = RunLogger(self.paths.curves, wandb_mode=self.wandb_mode, config=config,
                            resume_step=self.resumed_from, wandb_run_id=self.wandb_run_id,
-                           wandb_dir=self.paths.wandb_dir)
+                           wandb_dir=self.paths.wandb_dir, history=self.resumed_curves)
         self.wandb_run_id = logger.wandb_run_id
         return logger
 
