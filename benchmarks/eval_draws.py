@@ -18,7 +18,7 @@ whichever split happens to be the tuning one, and, at each frozen point's settin
 splits' false-alarm counts vary beyond what each split's patient clustering accounts for.
 
 Cost: each draw is a full eval split (~43 h of EEG at the default params): synthesis, preprocessing
-and inference, ~9.5 min per draw on a 2-core CPU. `--keep` keeps the scratch folders;
+and inference, ~7.5 min per draw alone on a 2-core CPU. `--keep` keeps the scratch folders;
 `--tracks DIR` keeps only each draw's probability tracks (a few MB) and reads them back next time.
 """
 
