@@ -121,7 +121,8 @@ def _error_bars(ax, marks: list[dict]) -> None:
 def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    # Constrained layout keeps the two titles and the tick labels from running into each other.
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True, layout="constrained")
     for ax, split in zip(axes, SPLITS):
         for detector, style in (("network", "-"), ("baseline", "--")):
             # Threshold order (high to low): the curve a user walks by lowering the threshold.
@@ -143,12 +144,14 @@ def _png_froc(froc: list[dict], ops: list[dict], path: Path) -> None:
             for (x, y), names in labels.items():
                 ax.annotate("/".join(names), (x, y), textcoords="offset points", xytext=(5, -11), fontsize=8)
         ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(f"FROC on {split} (OVLP; bars: 95 % intervals; *: not certified)")
+        ax.set_title(f"FROC on {split}")
         ax.set_xlabel("false alarms per 24 h")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("sensitivity")
     axes[0].set_ylim(0, 1.02)
     axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle("OVLP sensitivity against false alarms; bars: 95 % intervals; *: operating point not certified",
+                 fontsize=10)
     _save_png(fig, path)
 
 
@@ -187,7 +190,8 @@ def _png_training(files: list[Path], path: Path) -> None:
         return
     columns = min(3, len(files))
     rows_n = (len(files) + columns - 1) // columns
-    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.2 * rows_n), squeeze=False)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.2 * rows_n), squeeze=False,
+                             layout="constrained")
     for ax, file in zip(axes.flat, files):
         rows = _read_tsv(file)
         name = file.stem
