@@ -78,9 +78,9 @@ def certification(key: str, point: dict, duration_s: float | None = None, false_
     """What dev promised for a frozen point: the target, whether dev certified it (the FA/24h
     predicted for a new split of dev's hours at or below the target), dev's false alarms, their
     dispersion over patients, the between-split dispersion the prediction adds, the rate's interval
-    and that prediction, the hours dev scored and the hours certifying the target takes. Given the hours and false alarms of the split now scored,
-    also what dev predicts for a split of those hours (`fa_per_24h_predicted`) and whether this
-    split's FA/24h lies within it. A points file from before certification says certified: false."""
+    and that prediction, the hours dev scored and the hours certifying the target takes. Given the
+    hours and false alarms of the split now scored, also what dev predicts for a split of those
+    hours (`fa_per_24h_predicted`) and whether this split's FA/24h lies within it. A points file from before certification says certified: false."""
     out = {
         "target_fa_per_24h": float(key),
         "certified": bool(point.get("certified", False)),
