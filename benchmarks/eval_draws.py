@@ -39,6 +39,8 @@ from szflow.cache import build_cache
 from szflow.config import Params, SynthConfig, load_params
 from szflow.evaluate import read_tracks, score_at_operating_points, split_tracks, tune, write_tracks
 from szflow.operating_points import read_operating_points
+from szflow.postprocess import PostprocessSettings
+from szflow.scoring.events import SECONDS_PER_DAY
 from szflow.scoring.intervals import fa_interval
 from szflow.scoring.sweep import sweep_thresholds
 from szflow.stages.preprocess import preprocess_corpus
@@ -254,8 +256,7 @@ def between_split_dispersion(splits: dict[str, list], frozen: dict) -> str:
               "over the patient clustering | over Poisson |"), "|---|---|---|---|---|"]
     settings: dict[tuple, list[str]] = {}
     for key, point in frozen["detector"].items():
-        settings.setdefault(tuple(point.get(k) for k in ("smoothing_s", "threshold", "hysteresis_low",
-                                                          "min_duration_s", "merge_gap_s")), []).append(key)
+        settings.setdefault(PostprocessSettings.from_any(point), []).append(key)
     names = list(splits)
     hours = np.array([sum(t.duration_s for t in splits[name]) for name in names])
     for keys in settings.values():
@@ -292,7 +293,7 @@ def between_split_dispersion_over_grid(splits: dict[str, list], params: Params) 
         if counts.sum() == 0:
             continue
         excess = _excess_dispersion(counts, hours, np.array([rows[k]["fa_dispersion"] for rows in sweeps]))[0]
-        rate = counts.sum() / hours.sum() * 86_400.0
+        rate = counts.sum() / hours.sum() * SECONDS_PER_DAY
         inside = min(targets) <= rate <= max(targets)
         if inside:
             within.append(excess)
